@@ -1,0 +1,1 @@
+"""speechseq.models"""
