@@ -1,0 +1,195 @@
+"""The embedded bilingual corpus (tiny preset in a temporary cache) and its voices."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechseq.audio import audio_info, load_audio
+from speechseq.data import embedded
+from speechseq.data.embedded import (
+    EmbeddedCorpusConfig,
+    asr_view,
+    build_embedded_corpus,
+    corpus_info,
+    plan_corpus,
+)
+from speechseq.data.grammar_split import choose_held_out, make_sentence_splits
+from speechseq.data.voices import (
+    TRAIN_REGION,
+    TRAIN_VARIANTS,
+    UNSEEN_REGION,
+    UNSEEN_VARIANTS,
+    sample_voices,
+)
+from speechseq.errors import ConfigError
+
+CONFIG = EmbeddedCorpusConfig.preset("tiny", seed=7)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speechseq-cache")
+
+
+@pytest.fixture(scope="module")
+def corpus(cache: Path):
+    return build_embedded_corpus(CONFIG, cache_dir=str(cache), progress=False)
+
+
+def test_plan_is_deterministic_for_the_seed() -> None:
+    def ids_and_texts(config: EmbeddedCorpusConfig) -> list[tuple]:
+        plan = plan_corpus(config)
+        return [(r["id"], r["text_en"], r["text_es"]) for rows in plan.rows.values() for r in rows]
+
+    first = ids_and_texts(CONFIG)
+    assert first == ids_and_texts(CONFIG)
+    assert first != ids_and_texts(replace(CONFIG, seed=8))
+
+
+def test_built_rows_match_the_plan(corpus) -> None:
+    plan = plan_corpus(CONFIG)
+    for split, rows in plan.rows.items():
+        assert list(corpus[split]["id"]) == [r["id"] for r in rows]
+        assert list(corpus[split]["text_es"]) == [r["text_es"] for r in rows]
+
+
+def test_split_sizes_and_sentence_disjointness(corpus) -> None:
+    k = CONFIG.voices_per_sentence
+    assert len(corpus["train"]) == CONFIG.train_sentences * k
+    assert len(corpus["test_unseen"]) == len(corpus["test"]) == CONFIG.test_sentences * k
+    train = set(corpus["train"]["sentence_id"]) | set(corpus["validation"]["sentence_id"])
+    train_texts = set(corpus["train"]["text_en"]) | set(corpus["train"]["text_es"])
+    for split in ("test", "test_unseen"):
+        assert train.isdisjoint(corpus[split]["sentence_id"])
+        assert train_texts.isdisjoint(set(corpus[split]["text_en"]) | set(corpus[split]["text_es"]))
+    assert set(corpus["validation"]["sentence_id"]).isdisjoint(corpus["train"]["sentence_id"])
+    # test_unseen is the test sentences spoken by other voices.
+    assert set(corpus["test"]["sentence_id"]) == set(corpus["test_unseen"]["sentence_id"])
+
+
+def test_unseen_voices_never_in_training(corpus) -> None:
+    train_speakers = set(corpus["train"]["speaker"])
+    assert set(corpus["test"]["speaker"]) <= train_speakers
+    assert train_speakers.isdisjoint(corpus["test_unseen"]["speaker"])
+    assert set(corpus["train"]["variant"]).isdisjoint(corpus["test_unseen"]["variant"])
+
+
+def test_held_out_combinations(corpus, cache: Path) -> None:
+    held = {"+".join(p) for p in choose_held_out(CONFIG.seed, CONFIG.heldout_fraction)}
+    assert set(corpus_info(CONFIG, str(cache))["held_out_pairs"]) == held
+    for split in ("train", "validation"):
+        assert all(held.isdisjoint(pairs) for pairs in corpus[split]["pairs"])
+    for split in ("test", "test_unseen"):
+        flagged = [p for pairs in corpus[split]["heldout_pairs"] for p in pairs]
+        assert flagged and set(flagged) <= held
+        assert all(set(h) == held & set(p) for h, p in
+                   zip(corpus[split]["heldout_pairs"], corpus[split]["pairs"]))
+
+
+def test_texts_come_from_one_grammar_sentence(corpus) -> None:
+    counts = {"train": CONFIG.train_sentences, "validation": CONFIG.validation_sentences,
+              "test": CONFIG.test_sentences}
+    sentences = make_sentence_splits(counts, CONFIG.seed)
+    pairs = {s.sentence_id: (s.en, s.es) for split in sentences.splits.values() for s in split}
+    for split in corpus.values():
+        for sid, en, es in zip(split["sentence_id"], split["text_en"], split["text_es"]):
+            assert pairs[sid] == (en, es)
+            assert sid == "s" + hashlib.sha1(f"{en}|{es}".encode()).hexdigest()[:12]
+
+
+def test_audio_decodes_at_the_rate_and_duration_of_the_columns(corpus) -> None:
+    for split in ("train", "test_unseen"):
+        ds = corpus[split]
+        for row in ds.select(range(0, len(ds), max(1, len(ds) // 4))):
+            for lang in ("en", "es"):
+                info = audio_info(row[f"audio_{lang}"]["path"])
+                assert info.sample_rate == 22050
+                assert info.duration == pytest.approx(row[f"duration_{lang}"], abs=1e-4)
+                canonical = load_audio(row[f"canonical_{lang}"])
+                assert len(canonical) / 22050 == pytest.approx(row[f"canonical_duration_{lang}"], abs=1e-4)
+
+
+def test_renders_are_trimmed(corpus) -> None:
+    row = corpus["train"][0]
+    voice = next(v for v in CONFIG.voices()["train"] if v.speaker == row["speaker"])
+    raw = voice.render(row["text_en"], "en")
+    stored = load_audio(row["audio_en"])
+    # espeak's pitch flutter changes a re-render by a few samples, never by a whole word.
+    assert abs(len(stored) - len(embedded.trim_silence(raw, CONFIG.trim_db))) < 0.02 * len(raw)
+    edge = max(np.abs(stored[:1024]).max(), np.abs(stored[-1024:]).max())
+    assert edge > 0.01 * np.abs(stored).max()  # speech (within 40 dB of the peak) reaches both ends
+    padded = np.concatenate([np.zeros(11025, np.float32), raw, np.zeros(22050, np.float32)])
+    assert abs(len(embedded.trim_silence(padded, 40.0)) - len(raw)) <= 1024  # 1.5 s of silence removed
+
+
+def test_canonical_file_is_shared_by_the_rows_of_a_sentence(corpus) -> None:
+    test, unseen = corpus["test"], corpus["test_unseen"]
+    by_sentence = dict(zip(test["sentence_id"], (a["path"] for a in test["canonical_es"])))
+    for sid, audio in zip(unseen["sentence_id"], unseen["canonical_es"]):
+        assert audio["path"] == by_sentence[sid]
+
+
+def test_second_build_loads_the_cache_without_rendering(corpus, cache: Path, monkeypatch) -> None:
+    path = Path(corpus["train"][0]["audio_en"]["path"])
+    mtime = path.stat().st_mtime_ns
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("the cache was not reused")
+
+    monkeypatch.setattr(embedded, "_render_all", no_render)
+    again = build_embedded_corpus(CONFIG, cache_dir=str(cache), progress=False)
+    assert list(again["test"]["id"]) == list(corpus["test"]["id"])
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_interrupted_build_leaves_no_entry(cache: Path, monkeypatch) -> None:
+    config = replace(CONFIG, seed=99)
+
+    def interrupted(config, tasks, out_dir, progress):
+        (out_dir / "audio").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedded, "_render_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_embedded_corpus(config, cache_dir=str(cache), progress=False)
+    final = config.corpus_dir(str(cache))
+    assert not final.exists()
+    assert not list(final.parent.glob(f".{final.name}.tmp-*"))
+
+
+def test_asr_view(corpus) -> None:
+    view = asr_view(corpus, "es")["validation"]
+    rows = corpus["validation"]
+    assert view.column_names == ["id", "audio", "text", "duration", "speaker", "lang"]
+    assert list(view["text"]) == list(rows["text_es"])
+    assert list(view["duration"]) == list(rows["duration_es"])
+    assert list(view["id"]) == [f"{i}-es" for i in rows["id"]]
+    assert set(view["lang"]) == {"es"}
+    with pytest.raises(ConfigError, match="no language 'fr'"):
+        asr_view(rows, "fr")
+
+
+def test_recipe_hash_follows_content_only() -> None:
+    assert CONFIG.recipe_hash() == replace(CONFIG, cache_dir="/elsewhere", num_workers=1).recipe_hash()
+    assert CONFIG.recipe_hash() != replace(CONFIG, seed=8).recipe_hash()
+    with pytest.raises(ConfigError, match="unknown config key"):
+        EmbeddedCorpusConfig.preset("tiny", voices=3)
+
+
+def test_voice_pools_are_disjoint_in_variants_and_parameters() -> None:
+    assert set(TRAIN_VARIANTS).isdisjoint(UNSEEN_VARIANTS)
+    train, unseen = sample_voices(60, seed=3, pool="train"), sample_voices(60, seed=3, pool="unseen")
+    assert [v.params() for v in train] == [v.params() for v in sample_voices(60, seed=3, pool="train")]
+    assert all(TRAIN_REGION.contains(v) and not UNSEEN_REGION.contains(v) for v in train)
+    assert all(UNSEEN_REGION.contains(v) for v in unseen)
+    # No single parameter of an unseen voice lies in the training region.
+    for v in unseen:
+        for name in ("pitch", "pitch_range", "rate", "word_gap"):
+            assert not any(lo <= getattr(v, name) <= hi for lo, hi in getattr(TRAIN_REGION, name))
+    assert {v.variant for v in train[: len(TRAIN_VARIANTS)]} == set(TRAIN_VARIANTS)
+    assert len({v.speaker for v in train}) == 60
