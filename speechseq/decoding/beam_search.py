@@ -1,0 +1,312 @@
+"""Batched, label-synchronous beam search over a dict of weighted scorers (ESPnet's BatchBeamSearch design).
+
+All utterances × beams run as one tensor of N = B·W rows (utterance-major). Each step:
+
+1. every *full* scorer scores the whole vocabulary for every row (attention decoder, LM);
+2. their weighted sum, with blank, early eos, the eos threshold and attention jumps masked, picks K
+   pre-beam candidates per row (all tokens when there is no partial scorer);
+3. *partial* scorers (CTC prefix) score those candidates only;
+4. ``score(row) + Σ_s w_s·logp_s(candidate) + length_bonus`` ranks the W·K candidates of each utterance,
+   and the best W become the new rows;
+5. every scorer's state is reordered with that one index (rows never leave their utterance);
+6. rows that chose eos (or hit the length limit) are recorded as ended and stop growing; finished
+   utterances (see :mod:`speechseq.decoding.finalize`) stop too, and the loop ends when all have.
+
+The first step starts from W copies of <sos> of which only the first is alive (the others score −inf), so
+the beam fills from one hypothesis without a special case. Greedy decoding is ``beam_size=1``. The inner
+loop has one host sync per step (the "all finished?" test), plus two for the CTC window when it is on.
+
+Ready-made searches from :class:`DecodingOptions` (:func:`build_beam_search`, :func:`ctc_beam_search`)
+weigh the scorers as in joint decoding (Watanabe et al. 2017) with shallow fusion::
+
+    (1 − λ) · log p_att + λ · log p_ctc + β · log p_lm + length_bonus · |y|
+
+with λ = ``ctc_weight`` and β = ``lm_weight``. Without an attention decoder (a CTC-only model) the CTC
+weight is 1: a label-synchronous CTC prefix beam search. Greedy CTC decoding (best path) is
+:func:`speechseq.models.ctc.ctc_greedy`, re-exported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from speechseq.decoding.ctc_prefix import CTCPrefixScorer
+from speechseq.decoding.finalize import EndDetector, StepRecord, collect_nbest
+from speechseq.decoding.options import BLANK_ID, EOS_ID, DecodingOptions, DecodingResult, EncoderOutput
+from speechseq.decoding.scorers import DecoderScorer, FullScorer, LMScorer, PartialScorer, ScorerInputError
+from speechseq.models.ctc import ctc_greedy
+
+__all__ = ["BeamSearch", "build_beam_search", "ctc_beam_search", "ctc_greedy"]
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class _Running:
+    """The running rows of a search (N = B·W).
+
+    Attributes:
+        scores: (N,) weighted total score, −inf for dead rows.
+        tokens: (N, i+1) tokens so far, <sos> first.
+        states: scorer name -> that scorer's state.
+        totals: scorer name -> (N,) unweighted cumulative log-prob.
+        peak: (N,) attention peak of the previous step, or None.
+    """
+
+    scores: torch.Tensor
+    tokens: torch.Tensor
+    states: dict[str, Any]
+    totals: dict[str, torch.Tensor]
+    peak: torch.Tensor | None = None
+
+
+@dataclass
+class _StepScores:
+    """Scores of one step before selection.
+
+    Attributes:
+        full: scorer name -> (N, V) log-probs of the full scorers.
+        states: scorer name -> state after scoring (full scorers) or candidate state (partial scorers).
+        partial: scorer name -> (N, K) log-probs of the candidates.
+        candidates: (N, K) candidate tokens.
+        combined: (N, K) weighted sum of all scorers + length bonus for each candidate.
+        attention: (N, T) attention weights of this step, or None.
+    """
+
+    full: dict[str, torch.Tensor]
+    states: dict[str, Any]
+    partial: dict[str, torch.Tensor]
+    candidates: torch.Tensor
+    combined: torch.Tensor
+    attention: torch.Tensor | None
+
+
+class BeamSearch:
+    """Joint beam search: ``Σ_s weight_s · log p_s + length_bonus`` over full and partial scorers.
+
+    Args:
+        scorers: name -> scorer; objects with ``score_partial`` are partial scorers, others full scorers.
+        weights: name -> weight (a missing name weighs 0: scored and reported, but not used to rank).
+        options: beam size, lengths, end detection, ...
+        vocab_size: V; needed only when there is no full scorer (CTC-only search scores every token).
+        eos: end-of-sentence id (also <sos>); blank: the id never emitted (CTC blank / pad).
+
+    >>> import torch
+    >>> from speechseq.decoding.ctc_prefix import CTCPrefixScorer
+    >>> log_probs = torch.tensor([[[.1, 0, 0, .8, .1], [.8, 0, 0, .1, .1], [.1, 0, 0, .1, .8]]]).clamp(1e-6).log()
+    >>> search = BeamSearch({"ctc": CTCPrefixScorer()}, {"ctc": 1.0}, DecodingOptions(beam_size=3), vocab_size=5)
+    >>> search(EncoderOutput(None, torch.tensor([3]), log_probs))[0].tokens
+    [3, 4]
+    """
+
+    def __init__(
+        self,
+        scorers: Mapping[str, FullScorer | PartialScorer],
+        weights: Mapping[str, float],
+        options: DecodingOptions,
+        vocab_size: int | None = None,
+        eos: int = EOS_ID,
+        blank: int = BLANK_ID,
+    ) -> None:
+        unknown = set(weights) - set(scorers)
+        if unknown:
+            raise ScorerInputError(f"weights name scorers that do not exist: {sorted(unknown)}")
+        self.partial = {n: s for n, s in scorers.items() if isinstance(s, PartialScorer)}
+        self.full = {n: s for n, s in scorers.items() if n not in self.partial}
+        if not self.full and vocab_size is None:
+            raise ScorerInputError("BeamSearch without a full scorer needs vocab_size")
+        self.weights = {n: float(weights.get(n, 0.0)) for n in scorers}
+        self.options, self.vocab_size, self.eos, self.blank = options, vocab_size, eos, blank
+
+    @torch.no_grad()
+    def __call__(self, inputs: EncoderOutput | Any) -> list[DecodingResult]:
+        """Decode a batch: ``inputs`` (an ``EncoderOutput`` or any object with its fields, such as
+        ``LASModel.encode``'s result) holds B utterances; returns B N-best lists."""
+        inputs = EncoderOutput.coerce(inputs)
+        beam = self.options.beam_size
+        min_len, max_len = self.options.length_limits(inputs.lengths)
+        detector = EndDetector(max_len, beam, self.options)
+        rows_min_len = min_len.repeat_interleave(beam)
+        rows_max_len = max_len.repeat_interleave(beam)
+        running = self._start(inputs.repeat_rows(beam), inputs.batch_size)
+        records: list[StepRecord] = []
+        for step in range(int(max_len.max())):
+            running.scores = running.scores.masked_fill(detector.finished_rows(), NEG_INF)
+            step_scores = self._score(running, step, rows_min_len)
+            running, record = self._select(running, step_scores, step, rows_max_len)
+            records.append(record)
+            alive = torch.isfinite(running.scores)
+            if detector.update(step, record.ended, record.score, alive):
+                break
+        return collect_nbest(records, inputs.lengths, beam, self.options.nbest, self.eos)
+
+    def _start(self, rows: EncoderOutput, batch: int) -> _Running:
+        """W rows of <sos> per utterance, only the first alive."""
+        beam, device = self.options.beam_size, rows.device
+        scores = torch.full((batch, beam), NEG_INF, device=device)
+        scores[:, 0] = 0.0
+        n = batch * beam
+        return _Running(
+            scores=scores.view(n),
+            tokens=torch.full((n, 1), self.eos, dtype=torch.long, device=device),
+            states={name: scorer.init_state(rows) for name, scorer in {**self.full, **self.partial}.items()},
+            totals={name: torch.zeros(n, device=device) for name in self.weights},
+        )
+
+    def _score(self, running: _Running, step: int, rows_min_len: torch.Tensor) -> _StepScores:
+        """Full scores, masks, pre-beam candidates and partial scores of one step."""
+        last = running.tokens[:, -1]
+        full, states, attention = {}, {}, None
+        for name, scorer in self.full.items():
+            full[name], states[name] = scorer.score(last, running.states[name])
+            if attention is None:
+                attention = scorer.attention(states[name])
+        weighted = self._weighted_full(full, last)
+        self._mask(weighted, step, rows_min_len, running, attention)
+        candidates = self._candidates(weighted)
+        combined = weighted.gather(1, candidates) + self.options.length_bonus
+        partial = {}
+        for name, scorer in self.partial.items():
+            partial[name], states[name] = scorer.score_partial(
+                running.tokens, candidates, running.states[name], attention=attention
+            )
+            if self.weights[name] != 0.0:
+                combined = combined + self.weights[name] * partial[name]
+        return _StepScores(full, states, partial, candidates, combined, attention)
+
+    def _weighted_full(self, full: dict[str, torch.Tensor], last: torch.Tensor) -> torch.Tensor:
+        """(N, V) Σ weight·logp over full scorers (zeros when there is none); zero weights are skipped."""
+        vocab = self.vocab_size or next(iter(full.values())).size(-1)
+        weighted = torch.zeros(last.numel(), vocab, device=last.device)
+        for name, logp in full.items():
+            if self.weights[name] != 0.0:  # 0 · (−inf) would be NaN
+                weighted = weighted + self.weights[name] * logp
+        return weighted
+
+    def _mask(
+        self,
+        weighted: torch.Tensor,
+        step: int,
+        rows_min_len: torch.Tensor,
+        running: _Running,
+        attention: torch.Tensor | None,
+    ) -> None:
+        """In place: forbid blank, eos before the minimum length or below the eos threshold, and rows
+        whose attention jumped too far."""
+        opts, eos = self.options, self.eos
+        weighted[:, self.blank] = NEG_INF
+        if opts.eos_threshold is not None:
+            best = weighted.max(dim=-1).values
+            weighted[:, eos] = weighted[:, eos].masked_fill(weighted[:, eos] < opts.eos_threshold * best, NEG_INF)
+        weighted[:, eos] = weighted[:, eos].masked_fill(step < rows_min_len, NEG_INF)
+        if opts.max_attention_shift is not None and attention is not None and running.peak is not None:
+            jumped = (attention.argmax(dim=-1) - running.peak).abs() > opts.max_attention_shift
+            weighted.masked_fill_(jumped.unsqueeze(1), NEG_INF)
+
+    def _candidates(self, weighted: torch.Tensor) -> torch.Tensor:
+        """(N, K) tokens that partial scorers will score: the pre-beam, or every token."""
+        vocab = weighted.size(1)
+        k = self.options.candidates_per_hypothesis
+        if self.partial and k < vocab:
+            return weighted.topk(k, dim=1).indices
+        return torch.arange(vocab, device=weighted.device).expand(weighted.size(0), vocab)
+
+    def _select(
+        self, running: _Running, s: _StepScores, step: int, rows_max_len: torch.Tensor
+    ) -> tuple[_Running, StepRecord]:
+        """Keep the best W candidates per utterance; reorder states; record what ended."""
+        beam = self.options.beam_size
+        n, k = s.candidates.shape
+        total = (running.scores.unsqueeze(1) + s.combined).view(-1, beam * k)  # (B, W·K)
+        scores, flat = total.topk(beam, dim=1)
+        first_row = torch.arange(0, n, beam, device=flat.device).unsqueeze(1)
+        parent = (first_row + torch.div(flat, k, rounding_mode="floor")).view(n)
+        choice = (flat % k).view(n)
+        token = s.candidates[parent, choice]
+        totals = {}
+        states = {}
+        # With one beam the parent of row i is row i: skip copying the (large) decoder states.
+        identity = beam == 1
+        for name, scorer in self.full.items():
+            totals[name] = running.totals[name][parent] + s.full[name][parent, token]
+            states[name] = s.states[name] if identity else scorer.select_state(s.states[name], parent)
+        for name, scorer in self.partial.items():
+            totals[name] = running.totals[name][parent] + s.partial[name][parent, choice]
+            states[name] = scorer.select_state(s.states[name], parent, choice)
+        scores = scores.view(n)
+        alive = torch.isfinite(scores)
+        ended = ((token == self.eos) | (step >= rows_max_len - 1)) & alive
+        final = scores / (step + 1) if self.options.length_normalization else scores
+        attention = None if s.attention is None else s.attention[parent]
+        record = StepRecord(parent, token, ended, scores, final, totals, attention)
+        new = _Running(
+            scores=scores.masked_fill(ended, NEG_INF),
+            tokens=torch.cat([running.tokens[parent], token.unsqueeze(1)], dim=1),
+            states=states,
+            totals=totals,
+            peak=None if attention is None else attention.argmax(dim=-1),
+        )
+        return new, record
+
+
+def build_beam_search(
+    options: DecodingOptions,
+    decoder: Any = None,
+    lm: Any = None,
+    use_ctc: bool | None = None,
+    vocab_size: int | None = None,
+    eos: int = EOS_ID,
+    blank: int = BLANK_ID,
+) -> BeamSearch:
+    """A :class:`BeamSearch` over the scorers ``decoder`` / ``ctc`` / ``lm`` weighted from ``options``.
+
+    Args:
+        options: beam size, λ (``ctc_weight``), β (``lm_weight``), bonus, limits.
+        decoder: an attention decoder of :mod:`speechseq.nn` (``init_state`` / ``step``), or None.
+        lm: a language model with ``init_state`` / ``step`` (e.g. ``RNNLM``), or None.
+        use_ctc: add the CTC prefix scorer; by default when ``ctc_weight > 0`` or there is no decoder.
+            The search inputs must then carry ``ctc_log_probs``.
+        vocab_size: V, needed only without a decoder and LM.
+
+    >>> from speechseq.models.lm import LMConfig, RNNLM
+    >>> lm = RNNLM(LMConfig(vocab_size=5, embedding_dim=4, hidden_size=4, num_layers=1))
+    >>> search = build_beam_search(DecodingOptions(beam_size=4, lm_weight=0.5), lm=lm, vocab_size=5)
+    >>> sorted(search.weights.items())
+    [('ctc', 1.0), ('lm', 0.5)]
+    """
+    use_ctc = (options.ctc_weight > 0 or decoder is None) if use_ctc is None else use_ctc
+    scorers: dict[str, Any] = {}
+    weights: dict[str, float] = {}
+    if decoder is not None:
+        scorers["decoder"], weights["decoder"] = DecoderScorer(decoder), 1.0 - options.ctc_weight
+    if use_ctc:
+        scorers["ctc"] = CTCPrefixScorer(blank=blank, eos=eos, window=options.ctc_window)
+        weights["ctc"] = options.ctc_weight if decoder is not None else 1.0
+    if lm is not None:
+        scorers["lm"], weights["lm"] = LMScorer(lm), options.lm_weight
+    if decoder is None and not use_ctc:
+        raise ScorerInputError("build_beam_search needs a decoder or CTC (an LM alone cannot hear the audio)")
+    return BeamSearch(scorers, weights, options, vocab_size=vocab_size, eos=eos, blank=blank)
+
+
+def ctc_beam_search(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    options: DecodingOptions,
+    lm: Any = None,
+) -> list[DecodingResult]:
+    """CTC prefix beam search (optionally with an LM) for CTC-only models.
+
+    Args:
+        log_probs: (B, T, V) CTC log-posteriors; lengths: (B,) valid frames.
+        options: ``beam_size``, ``lm_weight``, ``length_bonus``, ``nbest``, ... (``ctc_weight`` is ignored).
+
+    >>> lp = torch.tensor([[[.1, 0, 0, .8, .1], [.8, 0, 0, .1, .1], [.1, 0, 0, .1, .8]]]).clamp(1e-6).log()
+    >>> ctc_beam_search(lp, torch.tensor([3]), DecodingOptions(beam_size=4))[0].tokens
+    [3, 4]
+    """
+    search = build_beam_search(options, lm=lm, use_ctc=True, vocab_size=log_probs.size(-1))
+    return search(EncoderOutput(None, lengths, log_probs))
