@@ -1,0 +1,318 @@
+"""The recipe interface the training loop drives, and the ASR data every speech-recognition recipe shares.
+
+A recipe owns everything task-specific: its config dataclass, how to build the model and data, what one
+training step computes, and how an evaluation scores. The loop (``speechseq.train``) owns everything else:
+devices, precision, batching, the optimiser, checkpoints, logging. Evaluation is split in two so that it
+works across processes: ``eval_records`` turns one batch into picklable per-utterance records on each rank,
+the loop gathers them, and ``summarize`` turns all records into metrics.
+
+Example of a minimal recipe (see ``speechseq/recipes/ctc.py`` for a real one)::
+
+    class MyRecipe(Recipe):
+        name, config_class = "mine", MyConfig
+        def build(self): return TaskParts(model, {"train": ds, "validation": dv}, collate, collate)
+        def train_step(self, model, batch): return {"loss": model(**batch).loss}
+        def eval_records(self, model, batch): return [{"id": i, "loss": ...} for i in batch["ids"]]
+        def summarize(self, records, split): return EvalResult({"loss": mean(r["loss"] for r in records)})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Literal, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from speechseq.config import RunConfig, to_dict
+from speechseq.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, Any]
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """What an evaluation returns.
+
+    Attributes:
+        metrics: scalar results, e.g. ``{"loss": 0.4, "wer": 0.05, "cer": 0.02}``.
+        images: name -> (H, W) array shown as a heatmap (attention weights, spectrograms, posteriors).
+        audio: name -> (wave (S,) float32 in [-1, 1], sample_rate).
+        texts: name -> markdown text (e.g. reference vs hypothesis samples).
+    """
+
+    metrics: dict[str, float]
+    images: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    audio: dict[str, tuple[np.ndarray, int]] = dataclasses.field(default_factory=dict)
+    texts: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TaskParts:
+    """What :meth:`Recipe.build` gives the loop.
+
+    Attributes:
+        model: the model (a ``PretrainedModel`` family, so that it can be exported).
+        datasets: split name -> dataset of rows the collators understand; must hold ``"train"``.
+        train_collator: rows -> batch dict for training (augmentation on); may have ``set_epoch(epoch)``.
+        eval_collator: rows -> batch dict for evaluation.
+        durations: split name -> seconds per row, for the length-bucketed sampler.
+        eval_splits: splits evaluated at the end (default: every split but ``train``).
+    """
+
+    model: nn.Module
+    datasets: dict[str, Any]
+    train_collator: Callable[[list[Mapping[str, Any]]], Batch]
+    eval_collator: Callable[[list[Mapping[str, Any]]], Batch]
+    durations: dict[str, list[float]]
+    eval_splits: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "train" not in self.datasets:
+            raise ConfigError(f"a recipe must build a 'train' split; got {sorted(self.datasets)}")
+        if not self.eval_splits:
+            self.eval_splits = [s for s in self.datasets if s != "train"]
+
+
+class Recipe(ABC):
+    """One training task. Subclasses set ``name`` and ``config_class`` and implement the four methods.
+
+    The model passed to ``train_step`` may be wrapped for data parallelism (call it, do not reach into
+    it); ``eval_records`` gets the unwrapped model in eval mode under ``torch.no_grad``.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RunConfig]]
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def build(self) -> TaskParts:
+        """Build model, datasets and collators from ``self.config`` (runs on every process)."""
+
+    @abstractmethod
+    def train_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor | float]:
+        """Forward one batch; return ``{"loss": scalar tensor, ...other scalars to log}``."""
+
+    @abstractmethod
+    def eval_records(self, model: nn.Module, batch: Batch) -> list[dict[str, Any]]:
+        """Per-utterance picklable records (each with its ``"id"``) of one evaluation batch."""
+
+    @abstractmethod
+    def summarize(self, records: list[dict[str, Any]], split: str) -> EvalResult:
+        """Metrics (and optional artifacts) of a split from all its records."""
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch], split: str) -> EvalResult:
+        """Single-process evaluation: records of every batch, then :meth:`summarize`."""
+        records: list[dict[str, Any]] = []
+        with torch.no_grad():
+            for batch in batches:
+                records.extend(self.eval_records(model, batch))
+        return self.summarize(records, split)
+
+    def describe_data(self) -> str:
+        """One or two sentences on the training data, for the model card."""
+        data = getattr(self.config, "data", None)
+        return f"`data` config: {to_dict(data)}" if data is not None else ""
+
+    def save_final(self, model: nn.Module, directory: Path, metrics: dict[str, dict[str, float]]) -> Path:
+        """Export the trained model (``save_pretrained`` with a model card carrying ``metrics``)."""
+        from speechseq.hub import ModelCardInfo
+
+        card = ModelCardInfo(
+            training_data=self.describe_data(),
+            metrics=metrics,
+            train_config=to_dict(self.config),
+            tags=[self.name],
+        )
+        return model.save_pretrained(directory, card=card)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ASR data shared by the speech-recognition recipes (ctc, las, ...)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AsrDataConfig:
+    """Which corpus an ASR recipe trains on, and how it is cleaned (``data.*`` in the task YAML).
+
+    Attributes:
+        corpus: ``embedded`` (synthetic en/es corpus with seen/unseen voices), ``fsdd`` (spoken digits),
+            ``ljspeech`` (folder in LJSpeech layout) or ``manifest`` (CSV/JSONL files per split).
+        size: preset of the embedded corpus (``tiny``, ``default``, ...).
+        lang: language of the transcripts (embedded: ``en`` or ``es``).
+        root: folder of ``fsdd`` recordings or of the ``ljspeech`` corpus.
+        manifests: split -> manifest path (``corpus=manifest``); must hold ``train``.
+        fsdd_unseen_speakers: FSDD speakers held out of training entirely; they form ``test_unseen``.
+        ljspeech_eval_utterances: LJSpeech utterances (from the end) held out for validation and for test.
+        max_utterances: cap per split (``null`` = all): tiny runs and tests.
+        normalize_text: normalise transcripts (lower case, numbers spelled out) before tokenising.
+        min_seconds / max_seconds: screening bounds on duration.
+        screen_silence: decode every file during screening to drop silent ones.
+        cache_dir: where the embedded corpus is cached (``null``: ``$SPEECHSEQ_CACHE`` or ``~/.cache/speechseq``).
+        corpus_seed: seed of the embedded corpus (``null``: the preset's); kept apart from the run's ``seed`` so
+            that changing the training seed never changes (and rebuilds) the data.
+    """
+
+    corpus: Literal["embedded", "fsdd", "ljspeech", "manifest"] = "embedded"
+    size: str = "default"
+    lang: str = "en"
+    root: str = ""
+    manifests: dict[str, str] = dataclasses.field(default_factory=dict)
+    fsdd_unseen_speakers: list[str] = dataclasses.field(default_factory=lambda: ["yweweler"])
+    ljspeech_eval_utterances: int = 4
+    max_utterances: int | None = None
+    normalize_text: bool = True
+    min_seconds: float = 0.05
+    max_seconds: float | None = 30.0
+    screen_silence: bool = True
+    cache_dir: str | None = None
+    corpus_seed: int | None = None
+
+
+def _need_root(cfg: AsrDataConfig) -> Path:
+    if not cfg.root:
+        raise ConfigError(f"data.root: corpus={cfg.corpus!r} needs the folder of the corpus (data.root=PATH)")
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"data.root: {root} is not a folder")
+    return root
+
+
+def _fsdd_splits(cfg: AsrDataConfig) -> dict[str, Any]:
+    """FSDD folds: index 0-4 test, 5-9 validation, 10-49 train; held-out speakers form test_unseen."""
+    from speechseq.data.readers import load_fsdd
+
+    full = load_fsdd(_need_root(cfg))
+    index = [int(i.rsplit("_", 1)[1]) for i in full["id"]]
+    unseen = set(cfg.fsdd_unseen_speakers)
+    seen_rows: dict[str, list[int]] = {"train": [], "validation": [], "test": [], "test_unseen": []}
+    for row, (speaker, idx) in enumerate(zip(full["speaker"], index)):
+        split = "test_unseen" if speaker in unseen else "test" if idx < 5 else "validation" if idx < 10 else "train"
+        seen_rows[split].append(row)
+    return {split: full.select(rows) for split, rows in seen_rows.items() if rows}
+
+
+def _ljspeech_splits(cfg: AsrDataConfig) -> dict[str, Any]:
+    from speechseq.data.readers import load_ljspeech
+
+    full = load_ljspeech(_need_root(cfg))
+    n, k = len(full), cfg.ljspeech_eval_utterances
+    if n <= 2 * k:
+        raise ConfigError(f"data.ljspeech_eval_utterances={k} leaves no training data out of {n} utterances")
+    return {
+        "train": full.select(range(n - 2 * k)),
+        "validation": full.select(range(n - 2 * k, n - k)),
+        "test": full.select(range(n - k, n)),
+    }
+
+
+def _embedded_splits(cfg: AsrDataConfig) -> dict[str, Any]:
+    from speechseq.data.embedded import asr_view, build_embedded_corpus
+
+    # The corpus module resolves a null cache_dir itself ($SPEECHSEQ_CACHE, then ~/.cache/speechseq).
+    corpus = build_embedded_corpus(cfg.size, cache_dir=cfg.cache_dir, seed=cfg.corpus_seed)
+    return {split: asr_view(corpus[split], cfg.lang) for split in corpus}
+
+
+def load_asr_splits(cfg: AsrDataConfig, seed: int | None = None) -> dict[str, Any]:
+    """ASR-view datasets by split (``train``, ``validation``, ``test``, maybe ``test_unseen``), uncleaned.
+
+    ``seed`` is ignored (the corpus seed is ``data.corpus_seed``); it stays so that existing callers work.
+    """
+    del seed
+    if cfg.corpus == "embedded":
+        splits = _embedded_splits(cfg)
+    elif cfg.corpus == "fsdd":
+        splits = _fsdd_splits(cfg)
+    elif cfg.corpus == "ljspeech":
+        splits = _ljspeech_splits(cfg)
+    else:
+        from speechseq.data.readers import load_manifest
+
+        if "train" not in cfg.manifests:
+            raise ConfigError("data.manifests: corpus=manifest needs at least data.manifests.train=PATH")
+        splits = {split: load_manifest(path, lang=cfg.lang) for split, path in cfg.manifests.items()}
+    if cfg.max_utterances is not None:
+        # A spread of rows, not the first ones: readers sort by speaker, and a prefix would hold one voice.
+        splits = {
+            s: d.select(np.linspace(0, len(d) - 1, min(len(d), cfg.max_utterances)).round().astype(int).tolist())
+            for s, d in splits.items()
+        }
+    if cfg.normalize_text:
+        from speechseq.text import normalize
+
+        splits = {s: d.map(lambda row: {"text": normalize(row["text"], cfg.lang)}) for s, d in splits.items()}
+    return splits
+
+
+def wave_augmenter(config: Any, sample_rate: int) -> Any:
+    """A ``WaveAugment`` for ``config`` (an ``AugmentConfig``), or ``None`` when every effect is off."""
+    from speechseq.augment import WaveAugment
+
+    probs = (config.speed_prob, config.pitch_prob, config.noise_prob, config.reverb_prob)
+    return WaveAugment(config, sample_rate) if any(p > 0 for p in probs) else None
+
+
+def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
+    """Markdown table of the first ``shown`` records' id, reference and hypothesis (for TensorBoard)."""
+    rows = ["| id | reference | hypothesis |", "|---|---|---|"]
+    rows += [f"| {r['id']} | {r['ref']} | {r['hyp']} |" for r in records[:shown]]
+    return "\n".join(rows)
+
+
+def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> TaskParts:
+    """The data side of an ASR recipe: load and screen ``config.data``, build the character tokenizer from the
+    training transcripts, and the collators (waveform augmentation from ``config.augment`` in training only).
+
+    Args:
+        config: a task config with ``data`` (:class:`AsrDataConfig`), ``features``, ``augment`` and ``seed``.
+        make_model: tokenizer -> model (the recipe sets vocabulary size and input features there).
+    """
+    from speechseq.data.collate import SpeechCollator
+    from speechseq.text import CharTokenizer
+
+    rate = config.features.sample_rate
+    splits = load_asr_splits(config.data)
+    tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
+    splits = screen_splits(splits, config.data, tokenizer, rate)
+    return TaskParts(
+        model=make_model(tokenizer),
+        datasets=splits,
+        train_collator=SpeechCollator(
+            tokenizer, rate, augment=wave_augmenter(config.augment, rate), seed=config.seed
+        ),
+        eval_collator=SpeechCollator(tokenizer, rate),
+        durations={split: list(data["duration"]) for split, data in splits.items()},
+    )
+
+
+def screen_splits(splits: dict[str, Any], cfg: AsrDataConfig, tokenizer: Any, sample_rate: int) -> dict[str, Any]:
+    """Drop unusable rows of every split (``screen_dataset``) and log the counts per reason."""
+    from speechseq.data.screening import screen_dataset
+
+    clean = {}
+    for split, dataset in splits.items():
+        result = screen_dataset(
+            dataset,
+            tokenizer=tokenizer,
+            sample_rate=sample_rate,
+            max_seconds=cfg.max_seconds,
+            min_seconds=cfg.min_seconds,
+            check_silence=cfg.screen_silence,
+        )
+        dropped = sum(result.counts.values())
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())) or "none"
+        logger.info("data %s: %d utterances kept, %d dropped (%s)", split, len(result.dataset), dropped, detail)
+        if len(result.dataset) == 0:
+            raise ConfigError(f"data: every utterance of split {split!r} was dropped by screening ({detail})")
+        clean[split] = result.dataset
+    return clean
