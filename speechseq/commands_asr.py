@@ -152,7 +152,8 @@ def _stream(args: argparse.Namespace, model: Any, lm: Any) -> int:
             continue
         for p in updates:
             tentative = p.text[len(p.stable_text):]
-            print(f"{path}\t{p.audio_seconds:6.2f} s\t{p.latency_ms:6.1f} ms\t{p.stable_text}|{tentative}", file=sys.stderr)
+            line = f"{path}\t{p.audio_seconds:6.2f} s\t{p.latency_ms:6.1f} ms\t{p.stable_text}|{tentative}"
+            print(line, file=sys.stderr)
         print(f"{path}\t{trace.final_text}")
     return 0
 
@@ -211,7 +212,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from speechseq.inference import evaluate
 
     model, lm = load_models(args)
-    dataset = load_eval_dataset(args.data, args.split, args.data_root, args.lang, args.embedded_size, args.max_utterances)
+    dataset = load_eval_dataset(
+        args.data, args.split, args.data_root, args.lang, args.embedded_size, args.max_utterances
+    )
     metrics = evaluate(
         model, dataset, decoding_options(args, model, lm), lm=lm, batch_size=args.batch_size,
         progress=_progress(args), normalize_references=not args.no_normalize,

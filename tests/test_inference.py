@@ -130,13 +130,26 @@ def test_joint_ctc_attention_beam_equals_the_search_on_each_utterance(las, data)
     results = transcribe(las, waves, options, batch_size=3)
     for result, wave in zip(results, waves):
         enc = encode_one(las, wave)
-        reference = build_beam_search(options, decoder=las.decoder)(EncoderOutput(enc.memory, enc.lengths, enc.ctc_log_probs))[0]
+        search = build_beam_search(options, decoder=las.decoder)
+        reference = search(EncoderOutput(enc.memory, enc.lengths, enc.ctc_log_probs))[0]
         assert [n.tokens for n in result.nbest] == [h.tokens for h in reference.hypotheses]
         for entry, hyp in zip(result.nbest, reference.hypotheses):
             assert entry.score == pytest.approx(hyp.score, abs=1e-4)
             assert entry.text == las.tokenizer.decode(hyp.tokens)
             assert entry.score == pytest.approx(0.7 * entry.scores["decoder"] + 0.3 * entry.scores["ctc"], abs=1e-4)
     assert [r.text for r in results[:5]] == WORDS
+
+
+def test_ctc_weight_one_is_prefix_search_over_the_ctc_head(las, data) -> None:
+    """λ = 1 leaves the decoder without weight: the search must still consider every token (pre-beam)."""
+    options = DecodingOptions(beam_size=3, ctc_weight=1.0, max_len_ratio=las.config.max_decode_ratio)
+    every_token = dataclasses.replace(options, pre_beam_size=las.config.vocab_size)
+    for result, wave in zip(transcribe(las, data[0], options), data[0]):
+        enc = encode_one(las, wave)
+        reference = ctc_beam_search(enc.ctc_log_probs, enc.lengths, every_token)[0]
+        assert result.tokens == reference.tokens
+        assert result.score == pytest.approx(reference.score, abs=1e-4)
+        assert result.score == pytest.approx(result.nbest[0].scores["ctc"], abs=1e-4)
 
 
 def test_shallow_fusion_adds_the_weighted_lm_score(las, data) -> None:
