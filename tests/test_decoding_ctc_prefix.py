@@ -198,3 +198,14 @@ def test_small_beam_ctc_search_beats_or_matches_best_path():
 def test_missing_ctc_log_probs_is_a_clear_error():
     with pytest.raises(ScorerInputError, match="ctc_log_probs"):
         CTCPrefixScorer().init_state(EncoderOutput(None, torch.tensor([3])))
+
+
+def test_ctc_only_search_scores_every_token_when_vocabulary_exceeds_the_pre_beam():
+    # With no full scorer the pre-beam has nothing to rank by: tokens beyond the first few must still be found.
+    vocab, frames = 17, 9
+    logits = torch.full((1, frames, vocab), -8.0)
+    logits[0, :, BLANK] = 0.0
+    for t, token in ((1, 16), (4, 9), (7, 16)):
+        logits[0, t, token], logits[0, t, BLANK] = 0.0, -8.0
+    results = ctc_beam_search(logits.log_softmax(-1), torch.tensor([frames]), DecodingOptions(beam_size=2))
+    assert results[0].tokens == [16, 9, 16]

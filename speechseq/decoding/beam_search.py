@@ -207,10 +207,15 @@ class BeamSearch:
             weighted.masked_fill_(jumped.unsqueeze(1), NEG_INF)
 
     def _candidates(self, weighted: torch.Tensor) -> torch.Tensor:
-        """(N, K) tokens that partial scorers will score: the pre-beam, or every token."""
+        """(N, K) tokens that partial scorers will score: the pre-beam, or every token.
+
+        The pre-beam is ranked by the weighted full scores; with no full scorer of nonzero weight (pure CTC)
+        those are all zero and would pick an arbitrary subset, so then every token is scored.
+        """
         vocab = weighted.size(1)
         k = self.options.candidates_per_hypothesis
-        if self.partial and k < vocab:
+        ranked = any(self.weights[name] != 0.0 for name in self.full)
+        if self.partial and ranked and k < vocab:
             return weighted.topk(k, dim=1).indices
         return torch.arange(vocab, device=weighted.device).expand(weighted.size(0), vocab)
 
