@@ -5,7 +5,8 @@
     speechseq train task=ctc output_dir=runs/ctc train.max_steps=500
     speechseq config task=ctc model.encoder.num_layers=3      # the merged config, nothing run
     speechseq tasks                                           # registered tasks and model families
-    speechseq transcribe runs/ctc/final a.wav b.flac          # one "file<TAB>text" line per file
+    speechseq transcribe --model runs/ctc/final a.wav b.flac  # --beam, --ctc-weight, --lm, --nbest, --stream ...
+    speechseq evaluate --model runs/ctc/final --data embedded:test   # WER/CER as JSON
     speechseq push runs/ctc/final me/ctc-digits --private     # upload a saved folder to the Hub
 
 Multi-process training goes through ``accelerate launch -m speechseq.train ...`` (see docs/training.md).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from speechseq.commands_asr import add_asr_commands
 from speechseq.errors import SpeechSeqError
 
 
@@ -40,20 +42,6 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transcribe(args: argparse.Namespace) -> int:
-    from speechseq.audio import load_audio
-    from speechseq.models import from_pretrained
-
-    model = from_pretrained(args.model)
-    if not hasattr(model, "transcribe"):
-        raise SpeechSeqError(f"{args.model}: a {model.family!r} model does not transcribe audio")
-    rate = model.feature_config.sample_rate
-    for path in args.audio:
-        text = model.transcribe([load_audio(path, rate)])[0]
-        print(f"{path}\t{text}")
-    return 0
-
-
 def _push(args: argparse.Namespace) -> int:
     from speechseq.hub import push_folder
 
@@ -74,10 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("overrides", nargs="*", help="task=NAME, config=PATH and key=value overrides")
         command.set_defaults(func=func)
     sub.add_parser("tasks", help="list tasks and model families").set_defaults(func=_tasks)
-    transcribe = sub.add_parser("transcribe", help="transcribe audio files with a saved ASR model")
-    transcribe.add_argument("model", help="saved model folder or Hub repo id")
-    transcribe.add_argument("audio", nargs="+", help="audio files (any rate; resampled)")
-    transcribe.set_defaults(func=_transcribe)
+    add_asr_commands(sub)  # transcribe, evaluate
     push = sub.add_parser("push", help="upload a saved model folder to the Hugging Face Hub")
     push.add_argument("folder", help="saved model folder (e.g. runs/ctc/final)")
     push.add_argument("repo_id", help="Hub repository, e.g. me/ctc-digits")

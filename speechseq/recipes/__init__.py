@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _RECIPES: dict[str, str] = {
     "ctc": "speechseq.recipes.ctc:CTCRecipe",
     "las": "speechseq.recipes.las:LASRecipe",
+    "lm": "speechseq.recipes.lm:LMRecipe",
 }
 
 
