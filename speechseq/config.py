@@ -61,6 +61,8 @@ class TrainConfig:
         max_batch_size: cap on utterances per batch.
         eval_batch_seconds: audio seconds per evaluation batch.
         num_workers: DataLoader worker processes (0 = load in the main process).
+        num_threads: torch intra-op threads per process (``null`` = torch's default, one per core). On a CPU
+            shared with other jobs, 1 avoids the thread oversubscription that can slow training tenfold.
         eval_every: evaluate every N updates (0 = only at the end).
         eval_split: split evaluated during training (checkpoint selection, early stopping).
         metric: metric of ``eval_split`` that selects the best checkpoint (e.g. ``wer`` or ``loss``).
@@ -90,6 +92,7 @@ class TrainConfig:
     max_batch_size: int = 64
     eval_batch_seconds: float = 120.0
     num_workers: int = 0
+    num_threads: int | None = None
     eval_every: int = 200
     eval_split: str = "validation"
     metric: str = "loss"

@@ -17,7 +17,6 @@ resumed from a checkpoint (``resume=true``) replays exactly the updates an unint
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import math
@@ -86,8 +85,8 @@ def split_batch(batch: Batch) -> list[Batch]:
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Multiplier of ``train.lr`` at update ``step`` (0-based): linear warm-up, then the chosen decay.
 
-    >>> cfg = TrainConfig(max_steps=100, warmup_steps=10, schedule="cosine")
-    >>> [round(lr_factor(s, cfg), 3) for s in (0, 9, 10, 55, 99)]
+    >>> cfg = TrainConfig(max_steps=101, warmup_steps=10, schedule="cosine")
+    >>> [round(lr_factor(s, cfg), 3) for s in (0, 9, 10, 55, 100)]
     [0.1, 1.0, 1.0, 0.5, 0.0]
     """
     warm = max(cfg.warmup_steps, 0)
@@ -114,14 +113,6 @@ def build_accelerator(cfg: TrainConfig) -> Any:
     return Accelerator(mixed_precision=precision, step_scheduler_with_optimizer=False)
 
 
-@dataclasses.dataclass
-class StepStats:
-    """Scalars of one update, averaged over its good batches."""
-
-    values: dict[str, float]
-    good_batches: int
-
-
 class Trainer:
     """One training run: owns the accelerator, model, optimiser, schedule, sampler, checkpoints and logs.
 
@@ -134,6 +125,8 @@ class Trainer:
 
         self.config = cfg = config
         self.tc = config.train
+        if self.tc.num_threads:
+            torch.set_num_threads(self.tc.num_threads)
         self.acc = build_accelerator(cfg.train)
         setup_console_logging(self.acc.is_main_process)
         self.output_dir = Path(cfg.output_dir)
@@ -260,8 +253,9 @@ class Trainer:
                     torch.distributed.all_reduce(param.grad, op=torch.distributed.ReduceOp.SUM)
                     param.grad /= self.acc.num_processes
 
-    def _update(self, group: list[Batch]) -> StepStats | None:
-        """One optimiser update from ``group`` (``grad_accum`` batches); ``None`` when nothing was applied."""
+    def _update(self, group: list[Batch]) -> dict[str, float] | None:
+        """One optimiser update from ``group`` (``grad_accum`` batches): its scalars (the recipe's, averaged over
+        the good batches, plus lr and grad_norm), or ``None`` when nothing was applied."""
         self.model.train()
         sums: dict[str, float] = {}
         good, self._synced = 0, False
@@ -282,8 +276,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        values = {k: v / good for k, v in sums.items()}
-        return StepStats({**values, "lr": lr, "grad_norm": grad_norm}, good)
+        return {**{k: v / good for k, v in sums.items()}, "lr": lr, "grad_norm": grad_norm}
 
     # ------------------------------------------------------------------------------------ evaluation
     def evaluate(self, split: str) -> EvalResult:
@@ -365,10 +358,10 @@ class Trainer:
             state.epoch += 1
             state.batches_in_epoch = 0
 
-    def _after_update(self, stats: StepStats, log: RunLogger) -> bool:
+    def _after_update(self, scalars: dict[str, float], log: RunLogger) -> bool:
         """Log, evaluate and checkpoint as configured after update ``state.step``; True to stop early."""
         step, tc = self.state.step, self.tc
-        log.step(step, stats.values, to_tensorboard=step % max(tc.log_every, 1) == 0)
+        log.step(step, scalars, to_tensorboard=step % max(tc.log_every, 1) == 0)
         improved = evaluated = False
         if tc.eval_every > 0 and step % tc.eval_every == 0:
             evaluated = True
@@ -387,13 +380,13 @@ class Trainer:
         if self.state.step >= self.tc.max_steps:  # resumed from the end of a finished run
             return
         for group in self._groups():
-            stats = self._update(group)
+            scalars = self._update(group)
             # Position counts consumed batches, applied or skipped, so a resume never repeats them.
             self.state.batches_in_epoch += len(group)
-            if stats is None:
+            if scalars is None:
                 continue
             self.state.step += 1
-            if self._after_update(stats, log) or self.state.step >= self.tc.max_steps:
+            if self._after_update(scalars, log) or self.state.step >= self.tc.max_steps:
                 return
 
     def _finish(self, log: RunLogger) -> dict[str, dict[str, float]]:
