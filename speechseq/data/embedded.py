@@ -262,7 +262,7 @@ def _render_all(config: EmbeddedCorpusConfig, tasks: list[SentenceTask], out_dir
     trim_silence(np.random.default_rng(0).standard_normal(4096).astype(np.float32), config.trim_db)
     with contextlib.ExitStack() as stack:
         if config.num_workers > 1:
-            # fork: workers start at once and inherit the imports; espeak.py re-initialises after fork.
+            # fork: workers start at once and inherit the imports and the initialised espeak engine (fresh lock).
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(config.num_workers))
             stream: Iterator[SentenceResult] = pool.imap_unordered(work, tasks, chunksize=4)
         else:

@@ -73,7 +73,6 @@ class _Engine:
     """The loaded library of one process, the lock that serialises calls, and the audio being collected."""
 
     lib: ctypes.CDLL
-    pid: int
     callback: object  # the ctypes callback object; kept referenced so it is never garbage-collected
     chunks: list[np.ndarray]
 
@@ -84,9 +83,10 @@ _engine: _Engine | None = None
 
 def _reset_after_fork() -> None:
     # The parent's lock may have been held by another thread at fork time; it would never be released here.
-    global _lock, _engine
+    # The engine itself is kept: the child inherits the initialised library, and calling espeak_Initialize a
+    # second time in one address space corrupts espeak's phoneme tables (garbage IPA, then crashes).
+    global _lock
     _lock = threading.Lock()
-    _engine = None
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -121,7 +121,7 @@ def _declare(lib: ctypes.CDLL) -> None:
 def _get_engine() -> _Engine:
     """Load and initialise the library once per process. Call with ``_lock`` held."""
     global _engine
-    if _engine is not None and _engine.pid == os.getpid():
+    if _engine is not None:
         return _engine
     import espeakng_loader
 
@@ -140,7 +140,7 @@ def _get_engine() -> _Engine:
 
     callback = _SynthCallback(on_audio)
     lib.espeak_SetSynthCallback(callback)
-    _engine = _Engine(lib=lib, pid=os.getpid(), callback=callback, chunks=chunks)
+    _engine = _Engine(lib=lib, callback=callback, chunks=chunks)
     return _engine
 
 
