@@ -3,8 +3,9 @@
 The shared library and its voice data come from the pip package ``espeakng-loader``, so nothing has to be
 installed with apt. espeak-ng keeps its state (current voice, parameters, translator, wave generator) in
 process-global variables, so every call into it goes through one lock, and the library is initialised lazily
-once per process. A child made by ``fork`` gets a fresh lock and initialises the library again on first use:
-the parent may have been inside a call when it forked, leaving the copied state half-updated.
+once per process. A child made by ``fork`` gets a fresh lock but keeps the inherited, initialised engine:
+initialising espeak a second time in one address space corrupts its phoneme tables. Fork only while no
+other thread is inside an espeak call (the corpus builder forks from its main thread before any work).
 
 Reproducibility: phonemes are deterministic. Audio is reproducible up to espeak's pitch "flutter": the
 flutter oscillator's phase is a C function-static that no API resets, so the same text synthesised twice in
