@@ -23,7 +23,7 @@ from speechseq.features import FeatureConfig
 from speechseq.metrics import error_rates
 from speechseq.models.ctc import CTCConfig, CTCModel, ctc_greedy
 from speechseq.recipes.base import (
-    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, build_asr_parts, samples_table, wave_augmenter,
+    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, build_asr_parts, samples_table,
 )
 
 
@@ -38,7 +38,6 @@ class CTCTaskConfig(RunConfig):
 
 
 # Kept until recipes/las.py imports the public names from speechseq.recipes.base.
-_augmenter, _samples_table = wave_augmenter, samples_table
 
 
 class CTCRecipe(Recipe):

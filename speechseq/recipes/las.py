@@ -28,9 +28,8 @@ from speechseq.metrics import error_rates
 from speechseq.models.las import LASConfig, LASModel
 from speechseq.nn.alignment import alignment_scores
 from speechseq.recipes.base import (
-    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, load_asr_splits, screen_splits,
+    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, build_asr_parts, samples_table,
 )
-from speechseq.recipes.ctc import _augmenter, _samples_table
 
 logger = logging.getLogger(__name__)
 
@@ -92,25 +91,17 @@ class LASRecipe(Recipe):
 
     def build(self) -> TaskParts:
         """Load and screen the data, build the character tokenizer from the training texts, then the model."""
-        from speechseq.data.collate import SpeechCollator
-        from speechseq.text import CharTokenizer
-
         cfg = self.config
-        rate = cfg.features.sample_rate
-        splits = load_asr_splits(cfg.data, seed=cfg.seed)
-        tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
-        splits = screen_splits(splits, cfg.data, tokenizer, rate)
-        self.split_sizes = {split: len(data) for split, data in splits.items()}
-        model_config = dataclasses.replace(
-            _with_input_dim(cfg.model, cfg.features.n_mels), vocab_size=tokenizer.vocab_size
-        )
-        return TaskParts(
-            model=LASModel(model_config, cfg.features, tokenizer),
-            datasets=splits,
-            train_collator=SpeechCollator(tokenizer, rate, augment=_augmenter(cfg.augment, rate), seed=cfg.seed),
-            eval_collator=SpeechCollator(tokenizer, rate),
-            durations={split: list(data["duration"]) for split, data in splits.items()},
-        )
+
+        def make_model(tokenizer: Any) -> LASModel:
+            model_config = dataclasses.replace(
+                _with_input_dim(cfg.model, cfg.features.n_mels), vocab_size=tokenizer.vocab_size
+            )
+            return LASModel(model_config, cfg.features, tokenizer)
+
+        parts = build_asr_parts(cfg, make_model)
+        self.split_sizes = {split: len(data) for split, data in parts.datasets.items()}
+        return parts
 
     def train_step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
         """Joint CTC/attention loss of one batch, with its parts and the scheduled-sampling probability."""
@@ -152,7 +143,7 @@ class LASRecipe(Recipe):
             name = f"attention/{with_map[0]['id']}"
             images[name] = with_map[0]["attention"]
             self._save_png(with_map[0], split)
-        return EvalResult(metrics=metrics, images=images, texts={"samples": _samples_table(records)})
+        return EvalResult(metrics=metrics, images=images, texts={"samples": samples_table(records)})
 
     def _save_png(self, record: dict[str, Any], split: str) -> None:
         """Write ``{output_dir}/attention/{split}_{n:03d}_{id}.png`` (main process only)."""
