@@ -75,6 +75,8 @@ class TrainConfig:
         max_nan_in_a_row: stop when more consecutive batches than this have a NaN/inf loss or gradient.
         progress: show a tqdm progress bar (main process only).
         tensorboard: write TensorBoard event files under ``output_dir/tensorboard``.
+        init_from: saved model folder (or Hub repo id) to fine-tune: the recipe keeps its tokenizer and the
+            model starts from its weights, loaded strictly (``null`` = train from scratch).
     """
 
     max_steps: int = 1000
@@ -105,6 +107,7 @@ class TrainConfig:
     max_nan_in_a_row: int = 10
     progress: bool = True
     tensorboard: bool = True
+    init_from: str | None = None
 
 
 @dataclasses.dataclass

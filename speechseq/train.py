@@ -134,6 +134,8 @@ class Trainer:
         self.recipe: Recipe = get_recipe(cfg.task)(cfg)
         with self.acc.main_process_first():  # the main process fills the data caches first
             self.parts: TaskParts = self.recipe.build()
+        if self.tc.init_from:
+            initialise_from(self.parts.model, self.tc.init_from)
         # Different dropout/SpecAugment draws per process from here on (the weights are already equal).
         set_seed(cfg.seed + self.acc.process_index)
         optimizer = torch.optim.AdamW(
@@ -428,6 +430,15 @@ class Trainer:
 def train(config: RunConfig) -> dict[str, dict[str, float]]:
     """Run a whole training from a validated config; returns the final ``{split: {metric: value}}``."""
     return Trainer(config).fit()
+
+
+def initialise_from(model: torch.nn.Module, path_or_repo: str) -> None:
+    """Start ``model`` from the weights of a saved model (fine-tuning); every tensor must match (strict)."""
+    from speechseq.hub import WEIGHTS_NAME, load_weights_strict, resolve_model_folder
+
+    folder = resolve_model_folder(path_or_repo)
+    load_weights_strict(model, folder / WEIGHTS_NAME)
+    logger.info("initialised the model from %s", folder)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from speechseq.checkpoint import complete_checkpoints, read_trainer_state
 from speechseq.config import TrainConfig, load_task_config
-from speechseq.errors import ConfigError
+from speechseq.errors import ConfigError, SpeechSeqError
 from speechseq.metrics import word_error_rate
 from speechseq.models import from_pretrained
 from speechseq.recipes.base import EvalResult, load_asr_splits
@@ -201,3 +201,24 @@ def test_bad_metric_name_lists_the_available_ones(fsdd_dir: Path, tmp_path: Path
     cfg = tiny_config(fsdd_dir, tmp_path, "train.metric=bleu", "train.eval_every=1", "train.max_steps=1")
     with pytest.raises(ConfigError, match=r"train.metric: 'bleu' is not reported .*available: loss, wer, cer"):
         Trainer(cfg).fit()
+
+
+def test_init_from_starts_from_the_saved_weights_and_tokenizer(fsdd_dir: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    Trainer(tiny_config(fsdd_dir, first, "train.max_steps=4")).fit()
+    saved = load_file(str(first / "final" / "model.safetensors"))
+    # Fine-tune with a zero learning rate: the exported weights must be exactly the initial ones.
+    second = tmp_path / "second"
+    Trainer(tiny_config(fsdd_dir, second, "train.max_steps=2", "train.lr=0", f"train.init_from={first / 'final'}")).fit()
+    tuned = load_file(str(second / "final" / "model.safetensors"))
+    assert saved.keys() == tuned.keys()
+    assert all(torch.equal(saved[k], tuned[k]) for k in saved)
+    assert (first / "final" / "tokenizer.json").read_text() == (second / "final" / "tokenizer.json").read_text()
+
+
+def test_init_from_a_model_of_another_shape_names_the_folder(fsdd_dir: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    Trainer(tiny_config(fsdd_dir, first, "train.max_steps=1")).fit()
+    other = tiny_config(fsdd_dir, tmp_path / "second", "model.encoder.hidden_size=8", f"train.init_from={first / 'final'}")
+    with pytest.raises(SpeechSeqError, match="model.safetensors"):
+        Trainer(other).fit()

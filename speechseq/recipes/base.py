@@ -271,18 +271,23 @@ def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
 
 def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> TaskParts:
     """The data side of an ASR recipe: load and screen ``config.data``, build the character tokenizer from the
-    training transcripts, and the collators (waveform augmentation from ``config.augment`` in training only).
+    training transcripts (or take the one of ``config.train.init_from`` when fine-tuning), and the collators
+    (waveform augmentation from ``config.augment`` in training only).
 
     Args:
         config: a task config with ``data`` (:class:`AsrDataConfig`), ``features``, ``augment`` and ``seed``.
         make_model: tokenizer -> model (the recipe sets vocabulary size and input features there).
     """
     from speechseq.data.collate import SpeechCollator
-    from speechseq.text import CharTokenizer
+    from speechseq.hub import resolve_model_folder
+    from speechseq.text import CharTokenizer, load_tokenizer
 
     rate = config.features.sample_rate
     splits = load_asr_splits(config.data)
-    tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
+    if config.train.init_from:  # fine-tuning keeps the pretrained model's token ids
+        tokenizer = load_tokenizer(resolve_model_folder(config.train.init_from))
+    else:
+        tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
     splits = screen_splits(splits, config.data, tokenizer, rate)
     return TaskParts(
         model=make_model(tokenizer),
