@@ -393,6 +393,11 @@ class Trainer:
 
     def _finish(self, log: RunLogger) -> dict[str, dict[str, float]]:
         """Final checkpoint, reload of the best one, evaluation of every split, metrics.json and export."""
+        tc = self.tc
+        if tc.load_best_at_end and tc.eval_every > 0 and self.state.step % tc.eval_every and self.state.step > 0:
+            # The last updates were never evaluated: let the final weights compete with the best evaluated
+            # ones, or a run whose max_steps is no multiple of eval_every throws its last updates away.
+            self._evaluate_and_track(log)
         latest = self.checkpoints.latest()
         if latest is None or latest.name != f"step_{self.state.step}":
             self._save_checkpoint()

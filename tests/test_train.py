@@ -60,6 +60,17 @@ class ConstantMetricRecipe(CTCRecipe):
         return EvalResult(metrics={**result.metrics, "score": 1.0})
 
 
+class ImprovingMetricRecipe(CTCRecipe):
+    """Reports a metric that improves at every evaluation (the number of evaluations so far, negated)."""
+
+    calls: ClassVar[int] = 0
+
+    def summarize(self, records: list[dict[str, Any]], split: str) -> EvalResult:
+        result = super().summarize(records, split)
+        ImprovingMetricRecipe.calls += 1
+        return EvalResult(metrics={**result.metrics, "score": -float(ImprovingMetricRecipe.calls)})
+
+
 @pytest.fixture(autouse=True)
 def _reset_poison() -> None:
     PoisonRecipe.nan_calls, PoisonRecipe.oom_above, PoisonRecipe.log = set(), None, {}
@@ -184,6 +195,21 @@ def test_early_stopping_keeps_and_exports_the_best_checkpoint(fsdd_dir: Path, tm
     best = load_file(str(out / "checkpoints" / "step_2" / "model.safetensors"))
     final = load_file(str(out / "final" / "model.safetensors"))
     assert best.keys() == final.keys() and all(torch.equal(best[k], final[k]) for k in best)
+
+
+def test_last_updates_are_evaluated_before_the_best_checkpoint_is_chosen(fsdd_dir: Path, tmp_path: Path) -> None:
+    # max_steps=5 with eval_every=2: step 5 is never a scheduled evaluation; without a final one the run
+    # would export step 4 and throw the fifth update away.
+    out = tmp_path / "run"
+    ImprovingMetricRecipe.calls = 0
+    cfg = tiny_config(fsdd_dir, out, f"task={__name__}:ImprovingMetricRecipe", "train.metric=score",
+                      "train.eval_every=2", "train.max_steps=5", "train.keep_last=1")
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert trainer.state.step == 5 and trainer.state.best_step == 5
+    last = load_file(str(out / "checkpoints" / "step_5" / "model.safetensors"))
+    final = load_file(str(out / "final" / "model.safetensors"))
+    assert all(torch.equal(last[k], final[k]) for k in last)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "noam", "constant"])

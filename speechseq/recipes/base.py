@@ -160,6 +160,9 @@ class AsrDataConfig:
         cache_dir: where the embedded corpus is cached (``null``: ``$SPEECHSEQ_CACHE`` or ``~/.cache/speechseq``).
         corpus_seed: seed of the embedded corpus (``null``: the preset's); kept apart from the run's ``seed`` so
             that changing the training seed never changes (and rebuilds) the data.
+        tokenizer: output units learnt from the training transcripts: ``char`` (characters) or ``bpe``
+            (sentencepiece BPE pieces; fewer, longer units, so CTC needs fewer encoder frames per second).
+        bpe_vocab_size: pieces of the BPE tokenizer, specials included (``tokenizer=bpe`` only).
     """
 
     corpus: Literal["embedded", "fsdd", "ljspeech", "manifest"] = "embedded"
@@ -176,6 +179,8 @@ class AsrDataConfig:
     screen_silence: bool = True
     cache_dir: str | None = None
     corpus_seed: int | None = None
+    tokenizer: Literal["char", "bpe"] = "char"
+    bpe_vocab_size: int = 256
 
 
 def _need_root(cfg: AsrDataConfig) -> Path:
@@ -271,7 +276,7 @@ def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
 
 def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> TaskParts:
     """The data side of an ASR recipe: load and screen ``config.data``, build the character tokenizer from the
-    training transcripts (or take the one of ``config.train.init_from`` when fine-tuning), and the collators
+    training transcripts (``data.tokenizer``: characters or BPE pieces; or take the one of ``config.train.init_from`` when fine-tuning), and the collators
     (waveform augmentation from ``config.augment`` in training only).
 
     Args:
@@ -281,11 +286,14 @@ def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> Task
     from speechseq.data.collate import SpeechCollator
     from speechseq.hub import resolve_model_folder
     from speechseq.text import CharTokenizer, load_tokenizer
+    from speechseq.text.bpe import BPETokenizer
 
     rate = config.features.sample_rate
     splits = load_asr_splits(config.data)
     if config.train.init_from:  # fine-tuning keeps the pretrained model's token ids
         tokenizer = load_tokenizer(resolve_model_folder(config.train.init_from))
+    elif config.data.tokenizer == "bpe":
+        tokenizer = BPETokenizer.train(splits["train"]["text"], vocab_size=config.data.bpe_vocab_size)
     else:
         tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
     splits = screen_splits(splits, config.data, tokenizer, rate)
