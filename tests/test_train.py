@@ -248,3 +248,24 @@ def test_init_from_a_model_of_another_shape_names_the_folder(fsdd_dir: Path, tmp
     other = tiny_config(fsdd_dir, tmp_path / "second", "model.encoder.hidden_size=8", f"train.init_from={first / 'final'}")
     with pytest.raises(SpeechSeqError, match="model.safetensors"):
         Trainer(other).fit()
+
+
+def test_final_beam_search_of_width_one_reports_the_greedy_figures(fsdd_dir: Path, tmp_path: Path) -> None:
+    # decode.beam_size=1 on a CTC model is best-path decoding again, through speechseq.inference instead of
+    # the recipe's own greedy evaluation: both paths must score every split identically.
+    cfg = tiny_config(fsdd_dir, tmp_path / "run", "decode.beam_size=1", "train.max_steps=4")
+    metrics = Trainer(cfg).fit()
+    for split, values in metrics.items():
+        assert values["beam_wer"] == pytest.approx(values["wer"]), split
+        assert values["beam_cer"] == pytest.approx(values["cer"]), split
+
+
+def test_final_decode_lm_with_another_vocabulary_fails_before_training(fsdd_dir: Path, tmp_path: Path) -> None:
+    from speechseq.models.lm import LMConfig, RNNLM
+
+    lm_dir = tmp_path / "lm"
+    RNNLM(LMConfig(vocab_size=7, embedding_dim=4, hidden_size=4, num_layers=1)).save_pretrained(lm_dir)
+    cfg = tiny_config(fsdd_dir, tmp_path / "run", "decode.beam_size=4", f"decode.lm={lm_dir}")
+    with pytest.raises(ConfigError, match="decode.lm: .*tokens"):
+        CTCRecipe(cfg).build()
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from speechseq.config import RunConfig, to_dict
-from speechseq.errors import ConfigError
+from speechseq.errors import ConfigError, SpeechSeqError
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,12 @@ class Recipe(ABC):
                 records.extend(self.eval_records(model, batch))
         return self.summarize(records, split)
 
+    def final_metrics(self, model: nn.Module, split: str, dataset: Any) -> dict[str, float]:
+        """Extra metrics of ``split`` computed once at the end of training (main process only), e.g. a beam
+        search too slow to run at every evaluation. The default adds none."""
+        del model, split, dataset
+        return {}
+
     def describe_data(self) -> str:
         """One or two sentences on the training data, for the model card."""
         data = getattr(self.config, "data", None)
@@ -181,6 +187,75 @@ class AsrDataConfig:
     corpus_seed: int | None = None
     tokenizer: Literal["char", "bpe"] = "char"
     bpe_vocab_size: int = 256
+
+
+@dataclasses.dataclass
+class FinalDecodeConfig:
+    """A beam search run on every evaluation split once training ends (``decode.*``), besides greedy.
+
+    Its figures go to ``metrics.json`` as ``beam_wer`` and ``beam_cer`` next to the greedy ``wer``/``cer``
+    (decoding as ``speechseq evaluate`` does it: see docs/decoding.md for the scores).
+
+    Attributes:
+        beam_size: hypotheses per utterance; 0 turns the final beam search off.
+        ctc_weight: λ of joint CTC/attention decoding (attention models; CTC models are all CTC).
+        lm: folder (or Hub repo) of a saved ``task=lm`` model with the ASR model's tokenizer; empty for none.
+        lm_weight: β of the language model (shallow fusion).
+        length_bonus: added per emitted token.
+        batch_size: utterances decoded together.
+    """
+
+    beam_size: int = 0
+    ctc_weight: float = 0.0
+    lm: str = ""
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0
+    batch_size: int = 32
+
+
+def beam_metrics(cfg: FinalDecodeConfig, model: nn.Module, dataset: Any, lm: Any = None) -> dict[str, float]:
+    """``{"beam_wer", "beam_cer"}`` of ``model`` on an ASR-view ``dataset`` with the search of ``cfg``
+    (``{}`` when ``cfg.beam_size`` is 0); ``lm`` is the loaded language model of ``cfg.lm``."""
+    if cfg.beam_size <= 0:
+        return {}
+    from speechseq.decoding import DecodingOptions
+    from speechseq.inference import default_options, evaluate
+
+    options = dataclasses.replace(
+        default_options(model), beam_size=cfg.beam_size, ctc_weight=cfg.ctc_weight,
+        lm_weight=cfg.lm_weight if lm is not None else 0.0, length_bonus=cfg.length_bonus,
+    )
+    assert isinstance(options, DecodingOptions)
+    result = evaluate(model, dataset, options, lm=lm, batch_size=cfg.batch_size)
+    return {"beam_wer": float(result["wer"]), "beam_cer": float(result["cer"])}
+
+
+class FinalDecodeMixin:
+    """``final_metrics`` of the ASR recipes: the beam search of ``config.decode`` on each evaluation split."""
+
+    config: Any
+
+    def load_final_lm(self, model: nn.Module) -> None:
+        """Load ``decode.lm`` now (at build time), so that a wrong path or a language model with another
+        tokenizer fails before training, not after it."""
+        cfg: FinalDecodeConfig = self.config.decode
+        self._final_lm = None
+        if cfg.beam_size > 0 and cfg.lm:
+            from speechseq.inference import load_lm
+
+            try:
+                self._final_lm = load_lm(cfg.lm, model)  # checked against the model's tokenizer
+            except SpeechSeqError as err:
+                raise ConfigError(f"decode.lm: {err}") from err
+
+    def final_metrics(self, model: nn.Module, split: str, dataset: Any) -> dict[str, float]:
+        cfg: FinalDecodeConfig = self.config.decode
+        if cfg.beam_size <= 0:
+            return {}
+        if cfg.lm and getattr(self, "_final_lm", None) is None:
+            self.load_final_lm(model)
+        logger.info("beam search (beam %d%s) on %s", cfg.beam_size, f", LM {cfg.lm}" if cfg.lm else "", split)
+        return beam_metrics(cfg, model, dataset, getattr(self, "_final_lm", None))
 
 
 def _need_root(cfg: AsrDataConfig) -> Path:

@@ -23,7 +23,8 @@ from speechseq.features import FeatureConfig
 from speechseq.metrics import error_rates
 from speechseq.models.ctc import CTCConfig, CTCModel, ctc_greedy
 from speechseq.recipes.base import (
-    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, build_asr_parts, samples_table,
+    AsrDataConfig, Batch, EvalResult, FinalDecodeConfig, FinalDecodeMixin, Recipe, TaskParts, build_asr_parts,
+    samples_table,
 )
 
 
@@ -35,12 +36,13 @@ class CTCTaskConfig(RunConfig):
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig.asr_16k)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     model: CTCConfig = dataclasses.field(default_factory=CTCConfig)
+    decode: FinalDecodeConfig = dataclasses.field(default_factory=FinalDecodeConfig)
 
 
 # Kept until recipes/las.py imports the public names from speechseq.recipes.base.
 
 
-class CTCRecipe(Recipe):
+class CTCRecipe(FinalDecodeMixin, Recipe):
     """Conv + BiLSTM encoder with a CTC head, trained on characters (see :mod:`speechseq.models.ctc`)."""
 
     name = "ctc"
@@ -60,6 +62,7 @@ class CTCRecipe(Recipe):
             return CTCModel(model_config, cfg.features, tokenizer)
 
         parts = build_asr_parts(cfg, make_model)
+        self.load_final_lm(parts.model)
         self.split_sizes = {split: len(data) for split, data in parts.datasets.items()}
         return parts
 

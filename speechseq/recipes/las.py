@@ -28,7 +28,8 @@ from speechseq.metrics import error_rates
 from speechseq.models.las import LASConfig, LASModel
 from speechseq.nn.alignment import alignment_scores
 from speechseq.recipes.base import (
-    AsrDataConfig, Batch, EvalResult, Recipe, TaskParts, build_asr_parts, samples_table,
+    AsrDataConfig, Batch, EvalResult, FinalDecodeConfig, FinalDecodeMixin, Recipe, TaskParts, build_asr_parts,
+    samples_table,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class LASTaskConfig(RunConfig):
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig.asr_16k)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     model: LASConfig = dataclasses.field(default_factory=LASConfig)
+    decode: FinalDecodeConfig = dataclasses.field(default_factory=FinalDecodeConfig)
 
 
 def _with_input_dim(model: LASConfig, n_mels: int) -> LASConfig:
@@ -78,7 +80,7 @@ def _is_main_process() -> bool:
     return not torch.distributed.is_available() or not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
-class LASRecipe(Recipe):
+class LASRecipe(FinalDecodeMixin, Recipe):
     """Attention encoder-decoder ASR trained jointly with CTC (see :mod:`speechseq.models.las`)."""
 
     name = "las"
@@ -100,6 +102,7 @@ class LASRecipe(Recipe):
             return LASModel(model_config, cfg.features, tokenizer)
 
         parts = build_asr_parts(cfg, make_model)
+        self.load_final_lm(parts.model)
         self.split_sizes = {split: len(data) for split, data in parts.datasets.items()}
         return parts
 
