@@ -57,10 +57,11 @@ class RunPlan:
     held_out: str | None
     overrides: list[str]
     output_dir: Path
+    config: Path = CONFIG
 
     def command(self) -> list[str]:
         """The exact training command of this run."""
-        return [sys.executable, "-m", "speechseq.train", f"config={CONFIG}", *self.overrides]
+        return [sys.executable, "-m", "speechseq.train", f"config={self.config}", *self.overrides]
 
 
 @dataclasses.dataclass
@@ -94,21 +95,24 @@ def fsdd_speakers(root: Path) -> list[str]:
     return sorted(speakers)
 
 
-def plan_runs(root: Path, out: Path, folds: list[str], with_all: bool, extra: list[str]) -> list[RunPlan]:
+def plan_runs(
+    root: Path, out: Path, folds: list[str], with_all: bool, extra: list[str], config: Path = CONFIG
+) -> list[RunPlan]:
     """The runs to do: one per held-out speaker in ``folds``, then (``with_all``) the all-speakers run.
 
     ``extra`` overrides come before the fold's own, so they cannot move the held-out speaker or the folder.
+    ``config`` is the YAML every run starts from.
     """
     plans = []
     for speaker in folds:
         overrides = [f"data.root={root}", *extra, f"data.fsdd_unseen_speakers=[{speaker}]",
                      f"output_dir={out / speaker}"]
-        plans.append(RunPlan(speaker, speaker, overrides, out / speaker))
+        plans.append(RunPlan(speaker, speaker, overrides, out / speaker, config))
     if with_all:
         # No held-out speaker; selection still uses the validation takes (5-9) of all five speakers.
         overrides = [f"data.root={root}", *extra, "data.fsdd_unseen_speakers=[]",
                      f"output_dir={out / ALL_SPEAKERS_RUN}"]
-        plans.append(RunPlan(ALL_SPEAKERS_RUN, None, overrides, out / ALL_SPEAKERS_RUN))
+        plans.append(RunPlan(ALL_SPEAKERS_RUN, None, overrides, out / ALL_SPEAKERS_RUN, config))
     return plans
 
 
@@ -122,7 +126,7 @@ def split_speakers(plan: RunPlan) -> dict[str, dict[str, int]]:
     from speechseq.config import load_task_config
     from speechseq.recipes.base import load_asr_splits
 
-    config = load_task_config(None, [f"config={CONFIG}", *plan.overrides])
+    config = load_task_config(None, [f"config={plan.config}", *plan.overrides])
     splits = load_asr_splits(config.data)
     return {split: dict(sorted(Counter(data["speaker"]).items())) for split, data in splits.items()}
 
@@ -193,6 +197,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="FSDD recordings folder")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "las_fsdd_loso", help="results folder")
+    parser.add_argument("--config", type=Path, default=CONFIG,
+                        help="YAML every run starts from (default: speechseq/configs/las_fsdd.yaml)")
     parser.add_argument("--folds", default="", help="comma-separated held-out speakers (default: every speaker)")
     parser.add_argument("--no-all", action="store_true", help="skip the all-speakers run")
     parser.add_argument("--dry-run", action="store_true", help="print each run's command and splits; train nothing")
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root, out = args.root.resolve(), args.out.resolve()
     folds = [s for s in args.folds.split(",") if s] or fsdd_speakers(root)
-    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides))
+    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve())
     results = []
     for plan in plans:
         print(" ".join(plan.command()), flush=True)
