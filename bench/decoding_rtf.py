@@ -1,0 +1,190 @@
+"""Decoding speed and accuracy of a trained ASR model on real data, per search configuration and batch size.
+
+    python bench/decoding_rtf.py --model runs/las/final --data embedded:test --lm runs/lm/final
+    python bench/decoding_rtf.py --model runs/las/final --data fsdd:test --data-root ../shared/data/fsdd/recordings \\
+        --beam 8 --ctc-weight 0.3 --batch-sizes 1 16 --repeats 3
+    python bench/decoding_rtf.py --model runs/ctc/final --data embedded:test --lm runs/lm/final --threads 1
+
+Where ``bench/decoding.py`` times the search alone on random weights of the reference sizes, this script
+times what a user gets from ``speechseq.inference.transcribe`` with a trained model. Configurations:
+
+* attention models (LAS, any backbone): greedy (beam 1), beam B, beam B + CTC (λ), beam B + CTC + LM (λ, β);
+* CTC models: greedy (best path), beam B (CTC prefix search), beam B + LM (β).
+
+The LM configurations need ``--lm``; ``--length-bonus`` applies to every beam configuration (greedy is the
+plain reference). The data spec is the one of ``speechseq evaluate``. As in ``bench/quantize.py``, audio is
+decoded and resampled before timing, so the RTF (compute seconds per audio second, lower is faster) covers
+front end, encoder and search only. Each configuration × batch size is warmed up on one batch, then timed
+``--repeats`` times (median). WER/CER are corpus-level (jiwer) against references normalised as
+``speechseq.inference.evaluate`` does; batching must not change the transcripts, and a warning goes to
+stderr if it does. Prints a header line, a Markdown table and one JSON line. CPU timings on shared machines
+vary by about 1.5× between runs: compare configurations within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechseq.audio import load_audio
+from speechseq.commands_asr import load_eval_dataset
+from speechseq.decoding import DecodingOptions
+from speechseq.inference import default_options, is_attention_model, load_lm, transcribe
+from speechseq.metrics import error_rates
+from speechseq.models import from_pretrained
+from speechseq.text import normalize
+
+
+@dataclass
+class Configuration:
+    """One search to time: its label, its options, and whether the LM is fused."""
+
+    name: str
+    options: DecodingOptions
+    uses_lm: bool = False
+
+
+@dataclass
+class Row:
+    """Figures of one configuration at one batch size."""
+
+    configuration: str
+    batch_size: int
+    seconds: float
+    rtf: float
+    ms_per_utt: float
+    vs_greedy: float
+    wer: float
+    cer: float
+    same_as_first_batch: float  # fraction of transcripts equal to those at the first batch size
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="saved ASR model folder or Hub repo (CTC or LAS)")
+    parser.add_argument("--data", required=True, help="embedded:SPLIT | fsdd:SPLIT | manifest | Hub dataset/folder")
+    parser.add_argument("--split", default="test", help="split of a Hub dataset or folder [test]")
+    parser.add_argument("--data-root", default=None, help="folder of the fsdd/ljspeech corpus")
+    parser.add_argument("--lang", default="en")
+    parser.add_argument("--embedded-size", default="default", help="size preset of the embedded corpus [default]")
+    parser.add_argument("--lm", default=None, help="saved language model for the + LM configurations")
+    parser.add_argument("--lm-weight", type=float, default=0.5, help="β of shallow fusion [0.5]")
+    parser.add_argument("--ctc-weight", type=float, default=0.3, help="λ of joint decoding (attention models) [0.3]")
+    parser.add_argument("--length-bonus", type=float, default=0.0, help="score per output token (beam configs) [0]")
+    parser.add_argument("--beam", type=int, default=10, help="beam size B [10]")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="[1 8 32]")
+    parser.add_argument("--max-utterances", type=int, default=200, help="utterances, spread over the split [200]")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads [2]")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per configuration and batch (median) [1]")
+    return parser.parse_args(argv)
+
+
+def configurations(model: Any, args: argparse.Namespace, with_lm: bool) -> list[Configuration]:
+    """The searches to compare, greedy first."""
+    ratio = default_options(model).max_len_ratio
+    greedy = DecodingOptions(beam_size=1, max_len_ratio=ratio)
+
+    def beam(ctc: float = 0.0, lm: float = 0.0) -> DecodingOptions:
+        return DecodingOptions(beam_size=args.beam, ctc_weight=ctc, lm_weight=lm,
+                               length_bonus=args.length_bonus, max_len_ratio=ratio)
+
+    b, lam, beta = args.beam, args.ctc_weight, args.lm_weight
+    if not is_attention_model(model):
+        configs = [Configuration("greedy (best path)", greedy), Configuration(f"beam {b} (prefix)", beam())]
+        if with_lm:
+            configs.append(Configuration(f"beam {b} + LM {beta:g}", beam(lm=beta), uses_lm=True))
+        return configs
+    configs = [Configuration("greedy", greedy), Configuration(f"beam {b}", beam())]
+    if lam > 0:
+        configs.append(Configuration(f"beam {b} + CTC {lam:g}", beam(ctc=lam)))
+    if with_lm:
+        label = f"beam {b} + CTC {lam:g} + LM {beta:g}" if lam > 0 else f"beam {b} + LM {beta:g}"
+        configs.append(Configuration(label, beam(ctc=lam, lm=beta), uses_lm=True))
+    return configs
+
+
+def load_data(args: argparse.Namespace, rate: int) -> tuple[list[np.ndarray], list[str]]:
+    """Waveforms at the model's rate (decoded before any timing) and normalised references."""
+    dataset = load_eval_dataset(args.data, args.split, args.data_root, args.lang, args.embedded_size,
+                                max_utterances=args.max_utterances)
+    rows = list(dataset)
+    waves = [load_audio(row["audio"], rate) for row in rows]
+    refs = [normalize(str(row["text"]), str(row.get("lang") or args.lang)) for row in rows]
+    return waves, refs
+
+
+def time_decoding(model: Any, waves: list[np.ndarray], options: DecodingOptions, lm: Any,
+                  batch_size: int, repeats: int) -> tuple[float, list[str]]:
+    """Median seconds of ``transcribe`` over all ``waves`` (after a one-batch warm-up) and the transcripts."""
+    transcribe(model, waves[:batch_size], options, lm=lm, batch_size=batch_size)
+    timings, texts = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        texts = [r.text for r in transcribe(model, waves, options, lm=lm, batch_size=batch_size)]
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings), texts
+
+
+def run_configuration(config: Configuration, model: Any, lm: Any, waves: list[np.ndarray], refs: list[str],
+                      args: argparse.Namespace, greedy_seconds: dict[int, float]) -> list[Row]:
+    """One row per batch size; ``greedy_seconds`` (batch → seconds) is filled by the first configuration."""
+    audio = sum(len(w) for w in waves) / model.feature_config.sample_rate
+    rows, first_texts = [], None
+    for batch_size in args.batch_sizes:
+        seconds, texts = time_decoding(model, waves, config.options, lm if config.uses_lm else None,
+                                       batch_size, args.repeats)
+        greedy_seconds.setdefault(batch_size, seconds)
+        first_texts = first_texts or texts
+        same = float(np.mean([a == b for a, b in zip(texts, first_texts)]))
+        if same < 1.0:
+            print(f"warning: {config.name}: at batch {batch_size}, {1 - same:.1%} of the transcripts differ from "
+                  f"batch {args.batch_sizes[0]}", file=sys.stderr)
+        rates = error_rates(refs, texts)
+        rows.append(Row(config.name, batch_size, seconds, seconds / audio, 1000 * seconds / len(waves),
+                        seconds / greedy_seconds[batch_size], rates.wer, rates.cer, same))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print("| configuration | batch | RTF | ms/utt | × greedy | WER | CER |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r.configuration} | {r.batch_size} | {r.rtf:.4f} | {r.ms_per_utt:.1f} | {r.vs_greedy:.2f}× | "
+              f"{r.wer:.4f} | {r.cer:.4f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = from_pretrained(args.model).eval()
+    lm = load_lm(args.lm, model).eval() if args.lm else None
+    rate = model.feature_config.sample_rate
+    waves, refs = load_data(args, rate)
+    audio = sum(len(w) for w in waves) / rate
+    params = sum(p.numel() for p in model.parameters())
+    family = "attention" if is_attention_model(model) else "CTC"
+    print(f"{args.model} ({type(model).__name__}, {family}, {params / 1e6:.2f} M parameters) on {args.data}: "
+          f"{len(waves)} utterances, {audio:.1f} s of audio, LM {args.lm or 'none'}, threads {args.threads}, "
+          f"torch {torch.__version__}")
+    greedy_seconds: dict[int, float] = {}
+    rows = [row for config in configurations(model, args, lm is not None)
+            for row in run_configuration(config, model, lm, waves, refs, args, greedy_seconds)]
+    print_table(rows)
+    header = {"model": args.model, "model_class": type(model).__name__, "family": family, "parameters": params,
+              "data": args.data, "lm": args.lm, "utterances": len(waves), "audio_seconds": audio,
+              "threads": args.threads, "torch": torch.__version__, "beam": args.beam,
+              "ctc_weight": args.ctc_weight if family == "attention" else None, "lm_weight": args.lm_weight,
+              "length_bonus": args.length_bonus, "repeats": args.repeats}
+    print(json.dumps({**header, "rows": [asdict(r) for r in rows]}))
+
+
+if __name__ == "__main__":
+    main()
