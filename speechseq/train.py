@@ -410,9 +410,8 @@ class Trainer:
         for split in self.parts.eval_splits:
             result = self.evaluate(split)
             if self.acc.is_main_process:  # metrics.json and the model card are written there only
-                model = self.acc.unwrap_model(self.model)
-                result.metrics.update(self.recipe.final_metrics(model, split, self.parts.datasets[split]))
-                model.train()
+                unwrapped = self.acc.unwrap_model(self.model)
+                result.metrics.update(self.recipe.final_metrics(unwrapped, split, self.parts.datasets[split]))
             log.evaluation(self.state.step, split, result)
             metrics[split] = result.metrics
         log.write_metrics(metrics)

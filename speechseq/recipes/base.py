@@ -213,33 +213,17 @@ class FinalDecodeConfig:
     batch_size: int = 32
 
 
-def beam_metrics(cfg: FinalDecodeConfig, model: nn.Module, dataset: Any, lm: Any = None) -> dict[str, float]:
-    """``{"beam_wer", "beam_cer"}`` of ``model`` on an ASR-view ``dataset`` with the search of ``cfg``
-    (``{}`` when ``cfg.beam_size`` is 0); ``lm`` is the loaded language model of ``cfg.lm``."""
-    if cfg.beam_size <= 0:
-        return {}
-    from speechseq.decoding import DecodingOptions
-    from speechseq.inference import default_options, evaluate
-
-    options = dataclasses.replace(
-        default_options(model), beam_size=cfg.beam_size, ctc_weight=cfg.ctc_weight,
-        lm_weight=cfg.lm_weight if lm is not None else 0.0, length_bonus=cfg.length_bonus,
-    )
-    assert isinstance(options, DecodingOptions)
-    result = evaluate(model, dataset, options, lm=lm, batch_size=cfg.batch_size)
-    return {"beam_wer": float(result["wer"]), "beam_cer": float(result["cer"])}
-
-
 class FinalDecodeMixin:
-    """``final_metrics`` of the ASR recipes: the beam search of ``config.decode`` on each evaluation split."""
+    """``final_metrics`` of the ASR recipes: the beam search of ``config.decode`` on each evaluation split,
+    decoded as ``speechseq evaluate`` does (``speechseq.inference.evaluate``)."""
 
     config: Any
+    _final_lm: Any = None
 
     def load_final_lm(self, model: nn.Module) -> None:
-        """Load ``decode.lm`` now (at build time), so that a wrong path or a language model with another
-        tokenizer fails before training, not after it."""
+        """Load ``decode.lm`` at build time, so that a wrong path or a language model with another tokenizer
+        fails before training, not after it."""
         cfg: FinalDecodeConfig = self.config.decode
-        self._final_lm = None
         if cfg.beam_size > 0 and cfg.lm:
             from speechseq.inference import load_lm
 
@@ -249,13 +233,20 @@ class FinalDecodeMixin:
                 raise ConfigError(f"decode.lm: {err}") from err
 
     def final_metrics(self, model: nn.Module, split: str, dataset: Any) -> dict[str, float]:
+        """``{"beam_wer", "beam_cer"}`` of ``split`` (``{}`` when ``decode.beam_size`` is 0)."""
         cfg: FinalDecodeConfig = self.config.decode
         if cfg.beam_size <= 0:
             return {}
-        if cfg.lm and getattr(self, "_final_lm", None) is None:
-            self.load_final_lm(model)
-        logger.info("beam search (beam %d%s) on %s", cfg.beam_size, f", LM {cfg.lm}" if cfg.lm else "", split)
-        return beam_metrics(cfg, model, dataset, getattr(self, "_final_lm", None))
+        from speechseq.inference import default_options, evaluate
+
+        lm = self._final_lm
+        options = dataclasses.replace(
+            default_options(model), beam_size=cfg.beam_size, ctc_weight=cfg.ctc_weight,
+            lm_weight=cfg.lm_weight if lm is not None else 0.0, length_bonus=cfg.length_bonus,
+        )
+        logger.info("beam search (beam %d%s) on %s", cfg.beam_size, f", LM {cfg.lm}" if lm else "", split)
+        result = evaluate(model, dataset, options, lm=lm, batch_size=cfg.batch_size)
+        return {"beam_wer": float(result["wer"]), "beam_cer": float(result["cer"])}
 
 
 def _need_root(cfg: AsrDataConfig) -> Path:
@@ -350,9 +341,9 @@ def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
 
 
 def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> TaskParts:
-    """The data side of an ASR recipe: load and screen ``config.data``, build the character tokenizer from the
-    training transcripts (``data.tokenizer``: characters or BPE pieces; or take the one of ``config.train.init_from`` when fine-tuning), and the collators
-    (waveform augmentation from ``config.augment`` in training only).
+    """The data side of an ASR recipe: load and screen ``config.data``, build the tokenizer from the training
+    transcripts (``data.tokenizer``: characters or BPE pieces; fine-tuning keeps the one of
+    ``config.train.init_from``), and the collators (waveform augmentation from ``config.augment`` in training).
 
     Args:
         config: a task config with ``data`` (:class:`AsrDataConfig`), ``features``, ``augment`` and ``seed``.

@@ -1,28 +1,72 @@
-"""Greedy vs beam 10 + CTC 0.3 on each FSDD fold's held-out speaker, for the fine-tuned LAS fold models.
+"""Greedy vs joint CTC/attention beam search on each FSDD fold's held-out speaker.
 
-Run after ``tasks/las/fsdd_loso.py --config speechseq/configs/las_fsdd_finetune.yaml`` (run folders below);
-prints one line per fold and a JSON summary (tasks/las/README.md). No LM: the embedded corpus's LM has never
-seen "zero", and each recording holds one word.
+Takes the folders written by ``tasks/las/fsdd_loso.py`` (``OUT/{speaker}/final``) and scores every fold's
+model on all recordings of its held-out speaker, greedy and with ``--beam`` + CTC ``--ctc-weight``. No LM:
+each recording holds one word, and the embedded corpus's LM has never seen "zero".
+
+    python tasks/las/fsdd_beam.py runs/las_fsdd_ft                       # every fold folder found there
+    python tasks/las/fsdd_beam.py runs/las_fsdd_ft runs/las_fsdd_ft_rest --beam 10 --ctc-weight 0.3
 """
-import json, sys, torch
-from speechseq.recipes.base import AsrDataConfig, load_asr_splits
-from speechseq.models import from_pretrained
-from speechseq.decoding import DecodingOptions
-from speechseq.inference import evaluate, default_options
+
+from __future__ import annotations
+
+import argparse
 import dataclasses
-torch.set_num_threads(2)
+import json
+import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-root = str(REPO.parent / "shared" / "data" / "fsdd" / "recordings")
-runs = {"george": "runs/las_fsdd_ft/george", **{s: f"runs/las_fsdd_ft_rest/{s}" for s in ["jackson", "lucas", "nicolas", "yweweler"]}}
-out = {}
-for spk, run in runs.items():
-    model = from_pretrained(REPO / run / "final")
-    data = load_asr_splits(AsrDataConfig(corpus="fsdd", root=root, fsdd_unseen_speakers=[spk]))["test_unseen"]
-    base = default_options(model)
-    g = evaluate(model, data, base, batch_size=32)
-    b = evaluate(model, data, dataclasses.replace(base, beam_size=10, ctc_weight=0.3), batch_size=32)
-    out[spk] = {"greedy": round(g["wer"] * 100, 1), "beam10_ctc0.3": round(b["wer"] * 100, 1), "n": g["n"]}
-    print(spk, out[spk], flush=True)
-print(json.dumps(out))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+
+
+def fold_models(folders: list[Path]) -> dict[str, Path]:
+    """Held-out speaker -> exported model folder, for every ``{speaker}/final`` (the ``all`` run has none)."""
+    found = {}
+    for folder in folders:
+        for final in sorted(folder.glob("*/final")):
+            if final.parent.name != "all":
+                found[final.parent.name] = final
+    return found
+
+
+def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight: float) -> dict[str, float]:
+    """Greedy and beam WER (%) of one fold's model on all recordings of its held-out ``speaker``."""
+    from speechseq.inference import default_options, evaluate
+    from speechseq.models import from_pretrained
+    from speechseq.recipes.base import AsrDataConfig, load_asr_splits
+
+    model = from_pretrained(model_dir)
+    data = load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(root), fsdd_unseen_speakers=[speaker]))
+    held_out = data["test_unseen"]
+    greedy = default_options(model)
+    beam_options = dataclasses.replace(greedy, beam_size=beam, ctc_weight=ctc_weight)
+    return {
+        "greedy_wer": round(100 * evaluate(model, held_out, greedy, batch_size=32)["wer"], 1),
+        "beam_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32)["wer"], 1),
+        "utterances": len(held_out),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="FSDD recordings folder")
+    parser.add_argument("--beam", type=int, default=10)
+    parser.add_argument("--ctc-weight", type=float, default=0.3)
+    args = parser.parse_args(argv)
+    models = fold_models(args.folders)
+    if not models:
+        parser.error(f"no '*/final' fold models under {[str(f) for f in args.folders]}")
+    results = {}
+    for speaker, model_dir in models.items():
+        results[speaker] = score_fold(model_dir, speaker, args.root, args.beam, args.ctc_weight)
+        print(speaker, results[speaker], flush=True)
+    folds = list(results.values())
+    results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in ("greedy_wer", "beam_wer")}
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
