@@ -6,7 +6,8 @@
     python bench/decoding_rtf.py --model runs/ctc/final --data embedded:test --lm runs/lm/final --threads 1
 
 Where ``bench/decoding.py`` times the search alone on random weights of the reference sizes, this script
-times what a user gets from ``speechseq.inference.transcribe`` with a trained model. Configurations:
+times what a user gets from ``speechseq.inference.transcribe`` with a trained model (default decoding
+options, so beam search splits batches into groups of at most ``max_rows`` hypotheses). Configurations:
 
 * attention models (LAS, any backbone): greedy (beam 1), beam B, beam B + CTC (λ), beam B + CTC + LM (λ, β);
 * CTC models: greedy (best path), beam B (CTC prefix search), beam B + LM (β).
@@ -14,8 +15,8 @@ times what a user gets from ``speechseq.inference.transcribe`` with a trained mo
 The LM configurations need ``--lm``; ``--length-bonus`` applies to every beam configuration (greedy is the
 plain reference). The data spec is the one of ``speechseq evaluate``. As in ``bench/quantize.py``, audio is
 decoded and resampled before timing, so the RTF (compute seconds per audio second, lower is faster) covers
-front end, encoder and search only. Each configuration × batch size is warmed up on one batch, then timed
-``--repeats`` times (median). WER/CER are corpus-level (jiwer) against references normalised as
+front end, encoder and search only. At each batch size every configuration is warmed up on one batch, then
+the configurations take turns, ``--repeats`` rounds (median), so the shared machine's slow spells touch all. WER/CER are corpus-level (jiwer) against references normalised as
 ``speechseq.inference.evaluate`` does; batching must not change the transcripts, and a warning goes to
 stderr if it does. Prints a header line, a Markdown table and one JSON line. CPU timings on shared machines
 vary by about 1.5× between runs: compare configurations within one run.
@@ -121,36 +122,47 @@ def load_data(args: argparse.Namespace, rate: int) -> tuple[list[np.ndarray], li
     return waves, refs
 
 
-def time_decoding(model: Any, waves: list[np.ndarray], options: DecodingOptions, lm: Any,
-                  batch_size: int, repeats: int) -> tuple[float, list[str]]:
-    """Median seconds of ``transcribe`` over all ``waves`` (after a one-batch warm-up) and the transcripts."""
-    transcribe(model, waves[:batch_size], options, lm=lm, batch_size=batch_size)
-    timings, texts = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        texts = [r.text for r in transcribe(model, waves, options, lm=lm, batch_size=batch_size)]
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings), texts
+def time_once(model: Any, waves: list[np.ndarray], config: Configuration, lm: Any,
+              batch_size: int) -> tuple[float, list[str]]:
+    """Seconds of one ``transcribe`` over all ``waves`` and the transcripts."""
+    start = time.perf_counter()
+    results = transcribe(model, waves, config.options, lm=lm if config.uses_lm else None, batch_size=batch_size)
+    return time.perf_counter() - start, [r.text for r in results]
 
 
-def run_configuration(config: Configuration, model: Any, lm: Any, waves: list[np.ndarray], refs: list[str],
-                      args: argparse.Namespace, greedy_seconds: dict[int, float]) -> list[Row]:
-    """One row per batch size; ``greedy_seconds`` (batch → seconds) is filled by the first configuration."""
+def run_batch_size(configs: list[Configuration], model: Any, lm: Any, waves: list[np.ndarray], refs: list[str],
+                   args: argparse.Namespace, batch_size: int) -> tuple[list[Row], dict[str, list[str]]]:
+    """One row per configuration at ``batch_size``, and each configuration's transcripts. The configurations take turns within each repeat, so a
+    slow spell of the shared machine hits all of them rather than one: ratios to greedy are fairer."""
     audio = sum(len(w) for w in waves) / model.feature_config.sample_rate
-    rows, first_texts = [], None
-    for batch_size in args.batch_sizes:
-        seconds, texts = time_decoding(model, waves, config.options, lm if config.uses_lm else None,
-                                       batch_size, args.repeats)
-        greedy_seconds.setdefault(batch_size, seconds)
-        first_texts = first_texts or texts
-        same = float(np.mean([a == b for a, b in zip(texts, first_texts)]))
-        if same < 1.0:
-            print(f"warning: {config.name}: at batch {batch_size}, {1 - same:.1%} of the transcripts differ from "
-                  f"batch {args.batch_sizes[0]}", file=sys.stderr)
-        rates = error_rates(refs, texts)
+    for config in configs:  # warm-up on one batch
+        transcribe(model, waves[:batch_size], config.options, lm=lm if config.uses_lm else None,
+                   batch_size=batch_size)
+    timings: dict[str, list[float]] = {c.name: [] for c in configs}
+    texts: dict[str, list[str]] = {}
+    for _ in range(args.repeats):
+        for config in configs:
+            seconds, texts[config.name] = time_once(model, waves, config, lm, batch_size)
+            timings[config.name].append(seconds)
+    greedy = statistics.median(timings[configs[0].name])
+    rows = []
+    for config in configs:
+        seconds = statistics.median(timings[config.name])
+        rates = error_rates(refs, texts[config.name])
         rows.append(Row(config.name, batch_size, seconds, seconds / audio, 1000 * seconds / len(waves),
-                        seconds / greedy_seconds[batch_size], rates.wer, rates.cer, same))
-    return rows
+                        seconds / greedy, rates.wer, rates.cer, 1.0))
+    return rows, texts
+
+
+def check_batch_invariance(rows: list[Row], texts_by_batch: dict[int, dict[str, list[str]]]) -> None:
+    """Fill ``same_as_first_batch`` and warn when batching changed transcripts."""
+    first = next(iter(texts_by_batch))
+    for row in rows:
+        mine, ref = texts_by_batch[row.batch_size][row.configuration], texts_by_batch[first][row.configuration]
+        row.same_as_first_batch = float(np.mean([a == b for a, b in zip(mine, ref)]))
+        if row.same_as_first_batch < 1.0:
+            print(f"warning: {row.configuration}: at batch {row.batch_size}, {1 - row.same_as_first_batch:.1%} "
+                  f"of the transcripts differ from batch {first}", file=sys.stderr)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -174,9 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.model} ({type(model).__name__}, {family}, {params / 1e6:.2f} M parameters) on {args.data}: "
           f"{len(waves)} utterances, {audio:.1f} s of audio, LM {args.lm or 'none'}, threads {args.threads}, "
           f"torch {torch.__version__}")
-    greedy_seconds: dict[int, float] = {}
-    rows = [row for config in configurations(model, args, lm is not None)
-            for row in run_configuration(config, model, lm, waves, refs, args, greedy_seconds)]
+    configs = configurations(model, args, lm is not None)
+    rows: list[Row] = []
+    texts_by_batch: dict[int, dict[str, list[str]]] = {}
+    for batch_size in args.batch_sizes:
+        batch_rows, texts_by_batch[batch_size] = run_batch_size(configs, model, lm, waves, refs, args, batch_size)
+        rows += batch_rows
+    check_batch_invariance(rows, texts_by_batch)
+    rows.sort(key=lambda r: [c.name for c in configs].index(r.configuration))
     print_table(rows)
     header = {"model": args.model, "model_class": type(model).__name__, "family": family, "parameters": params,
               "data": args.data, "lm": args.lm, "utterances": len(waves), "audio_seconds": audio,

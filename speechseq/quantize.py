@@ -71,8 +71,28 @@ def quantize_dynamic(model: Any, dtype: torch.dtype = torch.qint8) -> Any:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*")
-        quantized = torch.ao.quantization.quantize_dynamic(model, set(QUANTIZED_LAYERS), dtype=dtype, inplace=False)
+        quantized = torch.ao.quantization.quantize_dynamic(model, quantized_layer_names(model), dtype=dtype, inplace=False)
     return quantized.eval()
+
+
+def quantized_layer_names(model: nn.Module) -> set[str]:
+    """Names of the layers to quantise: every LSTM / LSTMCell / Linear except those a parent lists in its
+    ``float_submodules`` (layers whose weights it reads directly, e.g. the fused location-attention energies).
+
+    >>> from speechseq.nn.attention import LocationAwareAttention
+    >>> sorted(quantized_layer_names(LocationAwareAttention(8, 6, 4)))
+    ['memory_proj', 'query_proj']
+    """
+    keep_float = {
+        f"{parent}.{child}" if parent else child
+        for parent, module in model.named_modules()
+        for child in getattr(module, "float_submodules", ())
+    }
+    return {
+        name
+        for name, module in model.named_modules()
+        if type(module) in QUANTIZED_LAYERS and name not in keep_float
+    }
 
 
 def state_dict_bytes(model: nn.Module) -> int:

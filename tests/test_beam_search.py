@@ -100,10 +100,10 @@ GARDEN_PATH = dict(
 )
 
 
-def las_decoder(seed: int, eos_bias: float) -> AttentionLSTMDecoder:
-    """The real LAS speller of speechseq.nn (location-aware attention) with random weights."""
+def las_decoder(seed: int, eos_bias: float, kind: str = "location") -> AttentionLSTMDecoder:
+    """The real LAS speller of speechseq.nn (location-aware attention by default) with random weights."""
     torch.manual_seed(seed)
-    attention = AttentionConfig(kind="location", attention_dim=8, location_filters=4, location_kernel=5)
+    attention = AttentionConfig(kind=kind, attention_dim=8, location_filters=4, location_kernel=5, num_heads=2)
     decoder = AttentionLSTMDecoder(AttentionLSTMDecoderConfig(8, 16, attention=attention), VOCAB, memory_dim=8)
     with torch.no_grad():
         decoder.output.weight.mul_(4.0)
@@ -114,6 +114,9 @@ def las_decoder(seed: int, eos_bias: float) -> AttentionLSTMDecoder:
 DECODERS = {
     "toy": lambda seed, eos_bias: ToyAttentionDecoder(VOCAB, 8, seed, eos_bias).eval(),
     "las": las_decoder,
+    # the decoders below read one memory row per utterance for all its hypotheses (grouped_memory)
+    "las_multihead": lambda seed, eos_bias: las_decoder(seed, eos_bias, "multihead"),
+    "las_mocha": lambda seed, eos_bias: las_decoder(seed, eos_bias, "mocha"),
 }
 
 
@@ -185,7 +188,7 @@ def test_beam_one_equals_plain_greedy_loop(kind):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("kind", ["toy", "las"])
+@pytest.mark.parametrize("kind", ["toy", "las", "las_multihead", "las_mocha"])
 @pytest.mark.parametrize(
     "options,use_ctc,use_lm",
     [
@@ -193,6 +196,8 @@ def test_beam_one_equals_plain_greedy_loop(kind):
         (DecodingOptions(beam_size=4, nbest=4, ctc_weight=0.3, lm_weight=0.5, length_bonus=0.5), True, True),
         (DecodingOptions(beam_size=3, nbest=2, ctc_weight=0.5, ctc_window=2, max_attention_shift=4,
                          eos_threshold=1.5, length_normalization=True, min_len_ratio=0.2), True, False),
+        # max_rows 7 searches the four utterances in groups of two (7 // 3), each cut to its longest input
+        (DecodingOptions(beam_size=3, nbest=3, ctc_weight=0.3, lm_weight=0.3, max_rows=7), True, True),
     ],
 )
 def test_batched_search_equals_one_utterance_at_a_time(options, use_ctc, use_lm, kind):

@@ -41,7 +41,9 @@ def tiny_lm(tie: bool, seed: int = 0, layers: int = 2) -> RNNLM:
 
 @torch.no_grad()
 @pytest.mark.parametrize("tie", [False, True])
-def test_step_by_step_equals_teacher_forcing(tie):
+@pytest.mark.parametrize("cell_rows", [128, 0])  # per-layer cells (few rows) and the fused nn.LSTM step
+def test_step_by_step_equals_teacher_forcing(tie, cell_rows, monkeypatch):
+    monkeypatch.setattr("speechseq.models.lm.CELL_ROWS", cell_rows)
     lm = tiny_lm(tie)
     tokens, lengths = pad([[3, 4, 5, 6, 7], [8, 9, 10]])
     teacher = lm(tokens, lengths).logits  # (B, L+1, V)

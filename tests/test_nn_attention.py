@@ -80,6 +80,30 @@ def test_location_features_change_the_scores() -> None:
         assert (not torch.allclose(first, second)) == should_differ
 
 
+@pytest.mark.parametrize("kind", ["location", "location_sensitive"])
+def test_fused_location_energies_equal_conv_then_projection(kind: str) -> None:
+    """The one-matmul energies equal v·tanh(keys + W_q q + U(F*α)) computed term by term, and so do the
+    gradients of every parameter (training uses the fused form too)."""
+    from speechseq.nn.attention import AdditiveAttention
+
+    att = make_attention(kind).train()
+    memory, mask, queries = batch_inputs(3)
+    state = att.init_state(memory, mask)
+    for query in queries[:2]:  # non-trivial previous and cumulative weights
+        state = att(query, memory, mask, state).state
+    fused = att.energies(queries[2], state)
+    reference = AdditiveAttention.energies(att, queries[2], state)
+    torch.testing.assert_close(fused, reference, atol=1e-6, rtol=1e-5)
+    grads = []
+    for energies in (fused, reference):
+        att.zero_grad()
+        (energies * torch.linspace(-1, 1, energies.size(-1))).sum().backward(retain_graph=True)
+        grads.append({n: p.grad.clone() for n, p in att.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and "location_conv.weight" in grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4)
+
+
 def test_multihead_reports_the_mean_of_head_weights() -> None:
     att = make_attention("multihead")
     memory, mask, queries = batch_inputs()

@@ -127,6 +127,13 @@ class BeamSearch:
         ``LASModel.encode``'s result) holds B utterances; returns B N-best lists."""
         inputs = EncoderOutput.coerce(inputs)
         beam = self.options.beam_size
+        group = max(1, (self.options.max_rows or beam * inputs.batch_size) // beam)
+        if inputs.batch_size > group:
+            return [
+                result
+                for start in range(0, inputs.batch_size, group)
+                for result in self(inputs.rows(start, start + group))
+            ]
         min_len, max_len = self.options.length_limits(inputs.lengths)
         detector = EndDetector(max_len, beam, self.options)
         rows_min_len = min_len.repeat_interleave(beam)

@@ -140,8 +140,7 @@ class CTCPrefixScorer:
         phi = self._phi(prefix, candidates, state, length)
         r_n, r_b = self._forward(x_cand, x_blank, phi, length, start, end)
         # psi(g+c): every first frame t at which c can be emitted after g, plus t = 0 for an empty g.
-        terms = torch.cat([r_n[start - 1].unsqueeze(0), phi[start - 1 : end - 1] + x_cand[start:end]], dim=0)
-        psi = torch.logsumexp(terms, dim=0)  # (N, K)
+        psi = torch.logaddexp(r_n[start - 1], torch.logsumexp(phi[start - 1 : end - 1] + x_cand[start:end], dim=0))
         end_score = torch.logaddexp(state.r_nonblank[-1], state.r_blank[-1])  # (N,) P(output == g)
         psi = torch.where(candidates == self.eos, end_score.unsqueeze(1), psi)
         psi = psi.masked_fill(candidates == self.blank, LOG_ZERO)
@@ -203,10 +202,15 @@ class CTCPrefixScorer:
         emit = torch.stack([x_cand, x_blank.expand_as(x_cand)], dim=1)  # (T, 2, N, K): token, blank
         if length == 0:
             r_n[0] = x_cand[0]
-        for t in range(start, end):
+        # Per-frame views of frames start-1 .. end-1, made by four C++ calls up front: Python indexing in the
+        # loop cost more than the arithmetic.
+        span = slice(start - 1, end)
+        r_n_at, phi_rb_at = buf[span, 1:2].unbind(0), buf[span, 0::2].unbind(0)
+        out_at, emit_at = buf[span, 1:3].unbind(0), emit[span].unbind(0)
+        for i in range(1, end - start + 1):  # frame t = start - 1 + i
             # r_n(t) = (r_n(t-1) + phi(t-1)) x_c(t);  r_b(t) = (r_n(t-1) + r_b(t-1)) x_blank(t)
-            torch.logaddexp(buf[t - 1, 1:2], buf[t - 1, 0::2], out=buf[t, 1:3])
-            buf[t, 1:3] += emit[t]
+            torch.logaddexp(r_n_at[i - 1], phi_rb_at[i - 1], out=out_at[i])
+            out_at[i].add_(emit_at[i])
         if end < x_cand.size(0):
             # Past the window the new token is no longer emitted: its paths continue with blanks only.
             last = torch.logaddexp(r_n[end - 1], r_b[end - 1]).unsqueeze(0)

@@ -45,6 +45,11 @@ class DecodingOptions:
             steps are all ``end_detect_margin`` below the best ended one (ESPnet's ``end_detect``);
             0 disables it.
         end_detect_margin: the log-score margin of that rule (ESPnet uses 10).
+        max_rows: most hypotheses (utterances × beam) searched as one tensor; a larger batch is searched in
+            groups of ``max_rows // beam_size`` utterances, each cut to its own longest input. Results do
+            not change. Past about a hundred rows a step's tensors leave the CPU caches and the cost per
+            hypothesis rises (beam 10 + CTC + LM: batch 8 costs 81 ms per utterance, batch 32 94 ms,
+            docs/benchmarks.md); ``None`` searches every batch whole.
     """
 
     beam_size: int = 1
@@ -61,6 +66,7 @@ class DecodingOptions:
     max_attention_shift: int | None = None
     end_detect_steps: int = 3
     end_detect_margin: float = 10.0
+    max_rows: int | None = 128
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,6 +81,7 @@ class DecodingOptions:
             (self.ctc_window is None or self.ctc_window >= 1, "ctc_window must be >= 1 or null"),
             (self.max_attention_shift is None or self.max_attention_shift >= 1, "max_attention_shift must be >= 1"),
             (self.end_detect_steps >= 0, "end_detect_steps must be >= 0"),
+            (self.max_rows is None or self.max_rows >= 1, "max_rows must be >= 1 or null"),
         ]
         for ok, message in checks:
             if not ok:
@@ -102,11 +109,13 @@ class EncoderOutput:
         memory: (B, T, D) encoder states (attention decoders read them); may be None for CTC-only search.
         lengths: (B,) valid frames.
         ctc_log_probs: (B, T, V) CTC log-posteriors (log-softmax), when a CTC head exists.
+        rows_per_utterance: W when every utterance was repeated W times in a row (``repeat_rows``).
     """
 
     memory: torch.Tensor | None
     lengths: torch.Tensor
     ctc_log_probs: torch.Tensor | None = None
+    rows_per_utterance: int = 1
 
     @classmethod
     def coerce(cls, value: object) -> "EncoderOutput":
@@ -124,6 +133,21 @@ class EncoderOutput:
     def device(self) -> torch.device:
         return self.lengths.device
 
+    def rows(self, start: int, stop: int) -> "EncoderOutput":
+        """Utterances ``start:stop``, cut to the longest of them.
+
+        >>> out = EncoderOutput(torch.zeros(3, 9, 2), torch.tensor([9, 4, 5])).rows(1, 3)
+        >>> tuple(out.memory.shape), out.lengths.tolist()
+        ((2, 5, 2), [4, 5])
+        """
+        lengths = self.lengths[start:stop]
+        frames = int(lengths.max())
+
+        def cut(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[start:stop, :frames]
+
+        return EncoderOutput(cut(self.memory), lengths, cut(self.ctc_log_probs))
+
     def repeat_rows(self, times: int) -> "EncoderOutput":
         """Every utterance repeated ``times`` times in a row (B·times rows: utterance-major, as beams are)."""
         if times == 1:
@@ -132,7 +156,7 @@ class EncoderOutput:
         def rep(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x.repeat_interleave(times, dim=0)
 
-        return EncoderOutput(rep(self.memory), rep(self.lengths), rep(self.ctc_log_probs))
+        return EncoderOutput(rep(self.memory), rep(self.lengths), rep(self.ctc_log_probs), self.rows_per_utterance * times)
 
 
 @dataclass

@@ -93,7 +93,9 @@ class DecoderScorerState:
 
     Attributes:
         decoder: the decoder's own state (a ``BatchState``), N rows.
-        memory: (N, T, D) encoder states, never reordered (rows stay within their utterance).
+        memory: (N, T, D) encoder states, or (B, T, D), one row per utterance, for decoders with
+            ``grouped_memory = True`` (their attention reads each utterance's memory once for all its
+            hypotheses); never reordered.
         mask: (N, T) bool, True on valid frames.
         attention: (N, T) attention weights of the last step, None before the first.
     """
@@ -129,7 +131,11 @@ class DecoderScorer:
         if inputs.memory is None:
             raise ScorerInputError("DecoderScorer needs EncoderOutput.memory (the encoder states)")
         mask = lengths_to_mask(inputs.lengths, inputs.memory.size(1))
-        return DecoderScorerState(self.decoder.init_state(inputs.memory, inputs.lengths), inputs.memory, mask)
+        state = self.decoder.init_state(inputs.memory, inputs.lengths)
+        memory = inputs.memory
+        if getattr(self.decoder, "grouped_memory", False):  # the decoder reads (B,T,D) memory for N rows
+            memory = memory[:: inputs.rows_per_utterance].contiguous()
+        return DecoderScorerState(state, memory, mask)
 
     def score(self, last_tokens: torch.Tensor, state: DecoderScorerState) -> tuple[torch.Tensor, DecoderScorerState]:
         out = self.decoder.step(last_tokens, state.decoder, state.memory, state.mask)
@@ -138,7 +144,9 @@ class DecoderScorer:
 
     def select_state(self, state: DecoderScorerState, index: torch.Tensor) -> DecoderScorerState:
         attention = None if state.attention is None else state.attention.index_select(0, index)
-        return replace(state, decoder=state.decoder.index_select(index), attention=attention)
+        # Rows stay within their utterance: projected memory (``per_utterance`` fields) is not copied.
+        select = getattr(state.decoder, "select_within_utterances", state.decoder.index_select)
+        return replace(state, decoder=select(index), attention=attention)
 
     def attention(self, state: DecoderScorerState) -> torch.Tensor | None:
         return state.attention

@@ -24,6 +24,7 @@ from speechseq.nn.state import BatchState
 
 PAD_ID = 0  # also the CTC blank: never a target
 SOS_EOS_ID = 2
+CELL_ROWS = 128  # LM steps over at most this many rows use per-layer cell calls (see RNNLM.step)
 
 
 @dataclasses.dataclass
@@ -166,10 +167,31 @@ class RNNLM(PretrainedModel):
 
     def step(self, prev_tokens: torch.Tensor, state: LMState) -> LMStepOutput:
         """Next-token logits (N, V) after ``prev_tokens`` (N,) (``<sos>`` first) and the new state."""
-        h0 = state.hidden.transpose(0, 1).contiguous()  # nn.LSTM wants (layers, N, H)
-        c0 = state.cell.transpose(0, 1).contiguous()
-        out, (h, c) = self.lstm(self.dropout(self.embedding(prev_tokens)).unsqueeze(1), (h0, c0))
-        return LMStepOutput(self._logits(out.squeeze(1)), LMState(h.transpose(0, 1), c.transpose(0, 1)))
+        x = self.dropout(self.embedding(prev_tokens))
+        fused = x.size(0) > CELL_ROWS or (self.training and self.config.num_layers > 1)
+        if fused or not hasattr(self.lstm, "weight_ih_l0"):  # (an INT8 LSTM keeps packed weights only)
+            h0 = state.hidden.transpose(0, 1).contiguous()  # nn.LSTM wants (layers, N, H)
+            c0 = state.cell.transpose(0, 1).contiguous()
+            out, (h, c) = self.lstm(x.unsqueeze(1), (h0, c0))
+            return LMStepOutput(self._logits(out.squeeze(1)), LMState(h.transpose(0, 1), c.transpose(0, 1)))
+        # Few rows (beam search over a few utterances): one cell call per layer with the layer's own weights.
+        # A one-step oneDNN LSTM costs 0.9 ms at 1 row and 1.3 ms at 10 (2 layers of 256), cells 0.16 / 0.45 ms;
+        # from about 160 rows the fused layer is faster (measured, 2 threads).
+        hiddens, cells = [], []
+        for layer in range(self.config.num_layers):
+            h, c = torch.lstm_cell(
+                x,
+                (state.hidden[:, layer], state.cell[:, layer]),
+                getattr(self.lstm, f"weight_ih_l{layer}"),
+                getattr(self.lstm, f"weight_hh_l{layer}"),
+                getattr(self.lstm, f"bias_ih_l{layer}"),
+                getattr(self.lstm, f"bias_hh_l{layer}"),
+            )
+            hiddens.append(h)
+            cells.append(c)
+            x = h  # eval mode: nn.LSTM applies no dropout between layers either
+        state = LMState(torch.stack(hiddens, dim=1), torch.stack(cells, dim=1))
+        return LMStepOutput(self._logits(x), state)
 
 
 @torch.no_grad()

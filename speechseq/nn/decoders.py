@@ -160,6 +160,9 @@ class AttentionLSTMDecoder(nn.Module):
     ((1, 3, 10), (1, 3, 7))
     """
 
+    #: ``step`` accepts memory with one row per utterance (B,T,Dm) for N = B·W hypothesis rows.
+    grouped_memory = True
+
     def __init__(self, config: AttentionLSTMDecoderConfig, vocab_size: int, memory_dim: int):
         super().__init__()
         self.config, self.vocab_size, self.memory_dim = config, vocab_size, memory_dim

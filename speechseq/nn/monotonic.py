@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechseq.nn.attention import Attention, AttentionOutput, AttentionState, _pad_time, masked_softmax
+from speechseq.nn.attention import Attention, AttentionOutput, AttentionState, _pad_time, masked_softmax, weighted_sum
 
 
 @dataclass
@@ -42,6 +42,8 @@ class MonotonicState(AttentionState):
         attended: (B,) bool, whether the last hard step selected a frame.
         generator: random generator for the training noise (None: the global one).
     """
+
+    per_utterance = ("keys", "values", "chunk_keys")
 
     chunk_keys: torch.Tensor | None = None
     alignment: torch.Tensor | None = None
@@ -195,7 +197,7 @@ class MonotonicChunkwiseAttention(Attention):
         p_choose = torch.sigmoid(energy.float()) * mask.float()
         alignment = expected_alignment(p_choose, state.alignment.float())
         weights = chunkwise_weights(alignment, self.chunk_energies(query, state).float(), mask, self.chunk_size)
-        context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)
+        context = weighted_sum(weights, memory)
         new_state = dataclasses.replace(
             state, weights=weights, cumulative=state.cumulative + weights, alignment=alignment
         )
@@ -212,7 +214,7 @@ class MonotonicChunkwiseAttention(Attention):
         chunk = mask & (frames <= position.unsqueeze(1)) & (frames > (position - self.chunk_size).unsqueeze(1))
         weights = masked_softmax(self.chunk_energies(query, state), chunk)
         weights = weights * attended.unsqueeze(1).to(weights.dtype)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
+        context = weighted_sum(weights, memory)
         alignment = (frames == position.unsqueeze(1)) & attended.unsqueeze(1)
         new_state = dataclasses.replace(
             state,

@@ -45,6 +45,8 @@ class TransformerDecoderState(BatchState):
     """Per-layer caches, each (N, H, S, D/H): self-attention keys/values of the tokens decoded so far
     (S = steps taken), and cross-attention keys/values of the memory (S = T)."""
 
+    per_utterance = ("cross_keys", "cross_values")
+
     self_keys: list[torch.Tensor]
     self_values: list[torch.Tensor]
     cross_keys: list[torch.Tensor]
@@ -105,6 +107,9 @@ class TransformerDecoder(nn.Module):
     >>> torch.allclose(full, torch.stack(steps, 1), atol=1e-5), state.length
     (True, 3)
     """
+
+    #: ``step`` accepts memory with one row per utterance (B,T,Dm) for N = B·W hypothesis rows.
+    grouped_memory = True
 
     def __init__(self, config: TransformerDecoderConfig, vocab_size: int, memory_dim: int):
         super().__init__()
