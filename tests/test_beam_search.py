@@ -17,6 +17,7 @@ from speechseq.decoding import (
     EndDetector,
     build_beam_search,
 )
+from speechseq.decoding.ctc_prefix import CTCPrefixScorer
 from speechseq.models.lm import LMConfig, RNNLM
 from speechseq.nn.attention import AttentionConfig
 from speechseq.nn.decoders import AttentionLSTMDecoder, AttentionLSTMDecoderConfig, StepOutput
@@ -217,6 +218,42 @@ def test_batched_search_equals_one_utterance_at_a_time(options, use_ctc, use_lm,
             assert hb.scores == pytest.approx(hs.scores, abs=1e-4)
             assert torch.allclose(hb.attention, hs.attention, atol=1e-5)
     assert any(len(r.hypotheses) > 1 for r in batched)
+
+
+class _NoCompaction:
+    """A scorer without ``keep_rows``: the search then keeps computing finished utterances' rows."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+
+    def __getattr__(self, name):
+        if name == "keep_rows":
+            raise AttributeError(name)
+        return getattr(self.scorer, name)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("beam", [1, 4])
+def test_dropping_finished_utterances_changes_no_result(beam, monkeypatch):
+    """Utterances of very different lengths finish at different steps; the search drops their rows (the
+    scorers' keep_rows is called) and still returns exactly what it returns when it computes them all."""
+    decoder = DECODERS["las"](seed=2, eos_bias=0.5)
+    lengths = [3, 14, 4, 13, 3, 12]
+    batch = random_batch(5, lengths)
+    options = DecodingOptions(beam_size=beam, nbest=beam, ctc_weight=0.3, lm_weight=0.3)
+    search = build_beam_search(options, decoder=decoder, lm=random_lm(4))
+    calls = []
+    original = CTCPrefixScorer.keep_rows
+    monkeypatch.setattr(CTCPrefixScorer, "keep_rows", lambda self, *a: calls.append(1) or original(self, *a))
+    compacted = search(batch)
+    assert calls, "no utterance was dropped: the test does not exercise compaction"
+    search.full = {name: _NoCompaction(scorer) for name, scorer in search.full.items()}
+    everything = search(batch)
+    for a, b in zip(compacted, everything):
+        assert hyp_key(a) == hyp_key(b)
+        for ha, hb in zip(a.hypotheses, b.hypotheses):
+            assert ha.scores == pytest.approx(hb.scores, abs=1e-5)
+            assert torch.allclose(ha.attention, hb.attention, atol=1e-6)
 
 
 @torch.no_grad()

@@ -139,16 +139,52 @@ class BeamSearch:
         rows_min_len = min_len.repeat_interleave(beam)
         rows_max_len = max_len.repeat_interleave(beam)
         running = self._start(inputs.repeat_rows(beam), inputs.batch_size)
+        # Rows of the running tensors -> rows of the whole batch (B·W); records and the end detector always
+        # see the whole batch, the scorers only the utterances still searched.
+        rows = torch.arange(inputs.batch_size * beam, device=inputs.device)
         records: list[StepRecord] = []
         for step in range(int(max_len.max())):
-            running.scores = running.scores.masked_fill(detector.finished_rows(), NEG_INF)
+            running.scores = running.scores.masked_fill(detector.finished_rows()[rows], NEG_INF)
             step_scores = self._score(running, step, rows_min_len)
             running, record = self._select(running, step_scores, step, rows_max_len)
-            records.append(record)
-            alive = torch.isfinite(running.scores)
-            if detector.update(step, record.ended, record.score, alive):
+            records.append(record.spread(rows, inputs.batch_size * beam))
+            alive = torch.zeros_like(records[-1].ended).index_fill(0, rows[torch.isfinite(running.scores)], True)
+            if detector.update(step, records[-1].ended, records[-1].score, alive):
                 break
+            keep = self._rows_to_keep(detector, rows)
+            if keep is not None:
+                running, rows = self._keep(running, keep), rows[keep]
+                rows_min_len, rows_max_len = rows_min_len[keep], rows_max_len[keep]
         return collect_nbest(records, inputs.lengths, beam, self.options.nbest, self.eos)
+
+    def _rows_to_keep(self, detector: EndDetector, rows: torch.Tensor) -> torch.Tensor | None:
+        """Running rows to keep when at least a quarter of them belong to finished utterances, else None.
+
+        Dropping finished utterances saves their share of every later step: in a batch the search runs until
+        its longest utterance ends (beam 10 + CTC + LM over groups of 12 utterances ran 56 steps for outputs
+        of 39 tokens on average). Compacting copies every state, hence the threshold.
+        """
+        if not all(hasattr(scorer, "keep_rows") for scorer in {**self.full, **self.partial}.values()):
+            return None
+        finished = detector.finished_rows()[rows]
+        if int(finished.sum()) * 4 < rows.numel():  # one host sync
+            return None
+        return torch.nonzero(~finished).squeeze(1)
+
+    def _keep(self, running: _Running, keep: torch.Tensor) -> _Running:
+        """``running`` restricted to the rows ``keep`` (whole utterances, utterance-major)."""
+        beam = self.options.beam_size
+        utterances = keep[::beam] // beam  # positions of the kept utterances among the running ones
+        return _Running(
+            scores=running.scores[keep],
+            tokens=running.tokens[keep],
+            states={
+                name: scorer.keep_rows(running.states[name], keep, utterances)  # type: ignore[union-attr]
+                for name, scorer in {**self.full, **self.partial}.items()
+            },
+            totals={name: total[keep] for name, total in running.totals.items()},
+            peak=None if running.peak is None else running.peak[keep],
+        )
 
     def _start(self, rows: EncoderOutput, batch: int) -> _Running:
         """W rows of <sos> per utterance, only the first alive."""

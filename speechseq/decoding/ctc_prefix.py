@@ -159,6 +159,16 @@ class CTCPrefixScorer:
             prefix_score=state.prefix_score[beam_index, candidate_index],
         )
 
+    def keep_rows(self, state: CTCPrefixState, rows: torch.Tensor, utterances: torch.Tensor) -> CTCPrefixState:
+        """Only ``rows`` go on (finished utterances leave the search); the log-probs stay shared."""
+        return CTCPrefixState(
+            log_probs=state.log_probs,
+            row=state.row[rows],
+            r_nonblank=state.r_nonblank[:, rows],
+            r_blank=state.r_blank[:, rows],
+            prefix_score=state.prefix_score[rows],
+        )
+
     def _phi(self, prefix: torch.Tensor, candidates: torch.Tensor, state: CTCPrefixState, length: int) -> torch.Tensor:
         """log phi (T, N, K): probability of g up to frame t such that c may start at t+1."""
         r_sum = torch.logaddexp(state.r_nonblank, state.r_blank).unsqueeze(-1)  # (T, N, 1)

@@ -113,6 +113,24 @@ class StepRecord:
     totals: dict[str, torch.Tensor]
     attention: torch.Tensor | None
 
+    def spread(self, rows: torch.Tensor, total: int) -> "StepRecord":
+        """This record, made over the running rows only, laid out over all ``total`` rows of the batch:
+        running row i is batch row ``rows[i]``; the other rows (finished utterances) neither extend nor end.
+        """
+        if rows.numel() == total:
+            return self
+        parent = torch.arange(total, device=rows.device).index_copy(0, rows, rows[self.parent])
+
+        def put(x: torch.Tensor, fill: float | bool | int) -> torch.Tensor:
+            out = x.new_full((total, *x.shape[1:]), fill)
+            return out.index_copy(0, rows, x)
+
+        attention = None if self.attention is None else put(self.attention, 0.0)
+        return StepRecord(
+            parent, put(self.token, 0), put(self.ended, False), put(self.score, float("-inf")),
+            put(self.final, float("-inf")), {n: put(t, 0.0) for n, t in self.totals.items()}, attention,
+        )
+
 
 @dataclass
 class _History:

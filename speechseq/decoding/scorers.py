@@ -7,7 +7,9 @@ A search combines several *scorers*, each giving log-probabilities of the next t
   in the pre-beam (the CTC prefix scorer, whose cost grows with the number of tokens scored).
 
 Scorers keep nothing about a run on ``self``: every call takes a state and returns a new one, and the search
-reorders states with one index per step. Rows of a state are hypotheses, utterance-major (all beams of
+reorders states with one index per step. A scorer with ``keep_rows(state, rows, utterances)`` also lets the
+search drop the rows of finished utterances (all built-in scorers have it; a search with a scorer that lacks
+it keeps computing finished rows, as every search did before). Rows of a state are hypotheses, utterance-major (all beams of
 utterance 0, then of utterance 1, ...); the search only ever reorders rows *within* an utterance, so scorers
 may keep per-utterance tensors (encoder memory) unreordered.
 
@@ -151,6 +153,18 @@ class DecoderScorer:
     def attention(self, state: DecoderScorerState) -> torch.Tensor | None:
         return state.attention
 
+    def keep_rows(self, state: DecoderScorerState, rows: torch.Tensor, utterances: torch.Tensor) -> DecoderScorerState:
+        """Only ``rows`` (all the hypotheses of ``utterances``, utterance-major) go on: finished utterances
+        leave the search. Their projected memory leaves with them, so this copies every field."""
+        grouped = state.memory.size(0) != state.mask.size(0)
+        attention = None if state.attention is None else state.attention.index_select(0, rows)
+        return DecoderScorerState(
+            decoder=state.decoder.index_select(rows),
+            memory=state.memory.index_select(0, utterances if grouped else rows),
+            mask=state.mask.index_select(0, rows),
+            attention=attention,
+        )
+
 
 class LMScorer:
     """Full scorer over a language model, for shallow fusion (the LM sees only the tokens).
@@ -182,3 +196,7 @@ class LMScorer:
 
     def attention(self, state: Any) -> None:
         return None
+
+    def keep_rows(self, state: Any, rows: torch.Tensor, utterances: torch.Tensor) -> Any:
+        """Only ``rows`` go on (finished utterances leave the search)."""
+        return state.index_select(rows)
