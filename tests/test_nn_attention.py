@@ -81,12 +81,13 @@ def test_location_features_change_the_scores() -> None:
 
 
 @pytest.mark.parametrize("kind", ["location", "location_sensitive"])
-def test_fused_location_energies_equal_conv_then_projection(kind: str) -> None:
+@pytest.mark.parametrize("filters", [3, 12])  # 3 < channels x kernel: features x U; 12 >= it: U and F folded
+def test_fused_location_energies_equal_conv_then_projection(kind: str, filters: int) -> None:
     """The one-matmul energies equal v·tanh(keys + W_q q + U(F*α)) computed term by term, and so do the
     gradients of every parameter (training uses the fused form too)."""
     from speechseq.nn.attention import AdditiveAttention
 
-    att = make_attention(kind).train()
+    att = make_attention(kind, location_filters=filters).train()
     memory, mask, queries = batch_inputs(3)
     state = att.init_state(memory, mask)
     for query in queries[:2]:  # non-trivial previous and cumulative weights
