@@ -10,11 +10,16 @@ All utterances × beams run as one tensor of N = B·W rows (utterance-major). Ea
    and the best W become the new rows;
 5. every scorer's state is reordered with that one index (rows never leave their utterance);
 6. rows that chose eos (or hit the length limit) are recorded as ended and stop growing; finished
-   utterances (see :mod:`speechseq.decoding.finalize`) stop too, and the loop ends when all have.
+   utterances (see :mod:`speechseq.decoding.finalize`) stop too, and the loop ends when all have;
+7. once a quarter of the rows belong to finished utterances, those utterances leave the running tensors
+   (``keep_rows`` of every scorer); records stay in the whole batch's layout.
+
+Batches of more than ``max_rows`` hypotheses are searched in groups of utterances.
 
 The first step starts from W copies of <sos> of which only the first is alive (the others score −inf), so
 the beam fills from one hypothesis without a special case. Greedy decoding is ``beam_size=1``. The inner
-loop has one host sync per step (the "all finished?" test), plus two for the CTC window when it is on.
+loop has two host syncs per step (the "all finished?" test and the count of finished rows), plus two for the
+CTC window when it is on.
 
 Ready-made searches from :class:`DecodingOptions` (:func:`build_beam_search`, :func:`ctc_beam_search`)
 weigh the scorers as in joint decoding (Watanabe et al. 2017) with shallow fusion::
