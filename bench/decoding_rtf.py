@@ -25,6 +25,7 @@ vary by about 1.5× between runs: compare configurations within one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -51,6 +52,7 @@ class Configuration:
     name: str
     options: DecodingOptions
     uses_lm: bool = False
+    precision: str = "float32"
 
 
 @dataclass
@@ -85,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-utterances", type=int, default=200, help="utterances, spread over the split [200]")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads [2]")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per configuration and batch (median) [1]")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time greedy and the last configuration under bf16 autocast ('... bf16' rows)")
     return parser.parse_args(argv)
 
 
@@ -126,7 +130,8 @@ def time_once(model: Any, waves: list[np.ndarray], config: Configuration, lm: An
               batch_size: int) -> tuple[float, list[str]]:
     """Seconds of one ``transcribe`` over all ``waves`` and the transcripts."""
     start = time.perf_counter()
-    results = transcribe(model, waves, config.options, lm=lm if config.uses_lm else None, batch_size=batch_size)
+    results = transcribe(model, waves, config.options, lm=lm if config.uses_lm else None, batch_size=batch_size,
+                         precision=config.precision)
     return time.perf_counter() - start, [r.text for r in results]
 
 
@@ -137,7 +142,7 @@ def run_batch_size(configs: list[Configuration], model: Any, lm: Any, waves: lis
     audio = sum(len(w) for w in waves) / model.feature_config.sample_rate
     for config in configs:  # warm-up on one batch
         transcribe(model, waves[:batch_size], config.options, lm=lm if config.uses_lm else None,
-                   batch_size=batch_size)
+                   batch_size=batch_size, precision=config.precision)
     timings: dict[str, list[float]] = {c.name: [] for c in configs}
     texts: dict[str, list[str]] = {}
     for _ in range(args.repeats):
@@ -187,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(waves)} utterances, {audio:.1f} s of audio, LM {args.lm or 'none'}, threads {args.threads}, "
           f"torch {torch.__version__}")
     configs = configurations(model, args, lm is not None)
+    if args.bf16:
+        configs += [dataclasses.replace(c, name=f"{c.name} bf16", precision="bfloat16") for c in (configs[0], configs[-1])]
     rows: list[Row] = []
     texts_by_batch: dict[int, dict[str, list[str]]] = {}
     for batch_size in args.batch_sizes:

@@ -173,19 +173,48 @@ def _ctc_best_path(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decod
 
 @torch.no_grad()
 def decode_batch(
-    model: Any, wave: torch.Tensor, wave_lengths: torch.Tensor, options: DecodingOptions, lm: Any = None
+    model: Any,
+    wave: torch.Tensor,
+    wave_lengths: torch.Tensor,
+    options: DecodingOptions,
+    lm: Any = None,
+    precision: str = "float32",
 ) -> list[DecodingResult]:
-    """N-best lists of a padded batch ``wave (B,S)``, ``wave_lengths (B,)`` with the search ``options`` ask for."""
-    if is_attention_model(model):
-        enc = model.encode(wave, wave_lengths)
-        if options.ctc_weight >= 1.0:  # the decoder weighs 0: it cannot rank the pre-beam
-            options = _score_every_token(options, enc.ctc_log_probs.size(-1))
-        search = build_beam_search(options, decoder=model.decoder, lm=lm)
-        return search(EncoderOutput(enc.memory, enc.lengths, enc.ctc_log_probs))
-    out = model(wave, wave_lengths)
-    if options.beam_size == 1 and lm is None:
-        return _ctc_best_path(out.log_probs, out.lengths)
-    return ctc_beam_search(out.log_probs, out.lengths, _score_every_token(options, out.log_probs.size(-1)), lm=lm)
+    """N-best lists of a padded batch ``wave (B,S)``, ``wave_lengths (B,)`` with the search ``options`` ask for.
+
+    ``precision="bfloat16"`` runs the networks under bf16 autocast (matrix products in bf16); CTC
+    posteriors and every score stay float32.
+    """
+    with _autocast(precision, wave.device):
+        if is_attention_model(model):
+            enc = model.encode(wave, wave_lengths)
+            ctc = None if enc.ctc_log_probs is None else enc.ctc_log_probs.float()
+            if options.ctc_weight >= 1.0:  # the decoder weighs 0: it cannot rank the pre-beam
+                options = _score_every_token(options, ctc.size(-1))
+            search = build_beam_search(options, decoder=model.decoder, lm=lm)
+            return search(EncoderOutput(enc.memory, enc.lengths, ctc))
+        out = model(wave, wave_lengths)
+        log_probs = out.log_probs.float()
+        if options.beam_size == 1 and lm is None:
+            return _ctc_best_path(log_probs, out.lengths)
+        return ctc_beam_search(log_probs, out.lengths, _score_every_token(options, log_probs.size(-1)), lm=lm)
+
+
+#: Numeric precisions of inference (``transcribe(precision=...)``, ``--bf16``).
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _autocast(precision: str, device: torch.device) -> Any:
+    """bf16 autocast on ``device`` for ``precision="bfloat16"``, nothing for float32.
+
+    Measured on this project's CPU (bf16 units, docs/benchmarks.md): beam 10 + CTC + LM 1.5x faster,
+    greedy 1.1x, same WER on the embedded test utterances timed.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _score_every_token(options: DecodingOptions, vocab_size: int) -> DecodingOptions:
@@ -232,6 +261,7 @@ def transcribe(
     lm: Any = None,
     batch_size: int = 8,
     progress: bool = False,
+    precision: str = "float32",
 ) -> list[TranscriptionResult]:
     """Transcribe audio with a CTC or attention ASR model.
 
@@ -243,6 +273,8 @@ def transcribe(
         lm: a language model for shallow fusion (``RNNLM``; weight ``options.lm_weight``), or None.
         batch_size: utterances decoded together (inputs are sorted by length first).
         progress: show a tqdm progress bar on stderr.
+        precision: ``"float32"``, or ``"bfloat16"`` (autocast: faster on CPUs with bf16 units and on GPUs;
+            transcripts may differ slightly).
 
     Returns:
         One :class:`TranscriptionResult` per input, in input order.
@@ -271,6 +303,7 @@ def transcribe(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if lm is not None:
         check_lm(model, lm)
+    _autocast(precision, torch.device("cpu"))  # a bad precision fails before any audio is read
     from tqdm.auto import tqdm
 
     from speechseq.data.collate import pad_waves
@@ -284,7 +317,7 @@ def transcribe(
     with _eval_mode(model, lm), tqdm(total=len(sources), unit="utt", disable=not progress) as bar:
         for batch in _batches(order, batch_size):
             wave, lengths = pad_waves([_load(sources[i], rate) for i in batch])
-            decoded = decode_batch(model, wave.to(device), lengths.to(device), options, lm)
+            decoded = decode_batch(model, wave.to(device), lengths.to(device), options, lm, precision)
             for i, result in zip(batch, decoded):
                 results[i] = _to_result(result, sources[i], model.tokenizer)
             bar.update(len(batch))
@@ -299,6 +332,7 @@ def evaluate(
     batch_size: int = 8,
     progress: bool = False,
     normalize_references: bool = True,
+    precision: str = "float32",
 ) -> dict[str, float | int]:
     """Corpus WER and CER of ``model`` on an ASR-view dataset (columns ``audio``, ``text``, maybe ``lang``).
 
@@ -306,6 +340,7 @@ def evaluate(
         dataset: a ``datasets.Dataset`` in the ASR view (or any sequence of such rows).
         normalize_references: pass each reference through ``speechseq.text.normalize`` in its row's
             language (what the recipes do to training transcripts), so that "10" is scored as "ten".
+        precision: as in :func:`transcribe`.
 
     Returns:
         ``{"wer": ..., "cer": ..., "n": utterances}`` (corpus-level rates, see :mod:`speechseq.metrics`).
@@ -322,7 +357,7 @@ def evaluate(
     refs = [str(row["text"]) for row in rows]
     if normalize_references:
         refs = [normalize(text, str(row.get("lang") or "en")) for text, row in zip(refs, rows)]
-    results = transcribe(model, [row["audio"] for row in rows], options, lm, batch_size, progress)
+    results = transcribe(model, [row["audio"] for row in rows], options, lm, batch_size, progress, precision)
     rates = error_rates(refs, [r.text for r in results])
     return {"wer": rates.wer, "cer": rates.cer, "n": len(rows)}
 

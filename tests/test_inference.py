@@ -281,3 +281,17 @@ def test_bad_inputs_are_named(las, saved, capsys) -> None:
     bare.tokenizer = None
     with pytest.raises(ConfigError, match="tokenizer"):
         transcribe(bare, [np.zeros(1000, dtype=np.float32)])
+
+
+def test_bf16_autocast_gives_the_same_words_and_a_bad_precision_is_named(las, saved, capsys) -> None:
+    """bf16 autocast (CLI --bf16, precision="bfloat16") reads the same words as float32 on the overfit model,
+    greedy and with joint CTC/attention beam search; an unknown precision fails before any audio is read."""
+    folder, files = saved["folder"], saved["files"]
+    code, out, _ = run_cli(capsys, "transcribe", "--model", folder, *files, "--bf16")
+    assert code == 0 and [line.split("\t")[1] for line in out.splitlines()] == [WORDS[2], WORDS[3]]
+    options = DecodingOptions(beam_size=3, ctc_weight=0.3)
+    float32 = [r.text for r in transcribe(las, files, options)]
+    bf16 = [r.text for r in transcribe(las, files, options, precision="bfloat16")]
+    assert bf16 == float32 == [WORDS[2], WORDS[3]]
+    with pytest.raises(ConfigError, match="'float16'"):
+        transcribe(las, ["/no/such/file.wav"], precision="float16")
