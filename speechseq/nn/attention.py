@@ -252,8 +252,9 @@ class LocationAwareAttention(AdditiveAttention):
         has filters (X = channels × kernel ≤ filters), sliding windows of the weight tracks with ``U`` and
         ``F`` folded into one matrix (both linear). The query term rides along as an extra column of ones
         and the keys are the ``baddbmm`` input, so the (B,T,A) tensor is written once instead of once per
-        term: 3.3x faster at 320 rows (beam 10 x 32 utterances) than the term-by-term ``location_term``
-        form, with the same values and gradients to float rounding (tested, both branches).
+        term: 1.1-2.5x faster than the term-by-term ``location_term`` form at 32-320 rows
+        (``bench/location_energy.py``), with the same values and gradients to float rounding (tested, both
+        branches).
         """
         tracks = self.location_tracks(state)  # (B, C, T)
         batch, channels, time = tracks.shape
