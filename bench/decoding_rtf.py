@@ -35,14 +35,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_data import add_data_arguments, load_data
 
-from speechseq.audio import load_audio
-from speechseq.commands_asr import load_eval_dataset
 from speechseq.decoding import DecodingOptions
 from speechseq.inference import default_options, is_attention_model, load_lm, transcribe
 from speechseq.metrics import error_rates
 from speechseq.models import from_pretrained
-from speechseq.text import normalize
 
 
 @dataclass
@@ -73,18 +71,13 @@ class Row:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="saved ASR model folder or Hub repo (CTC or LAS)")
-    parser.add_argument("--data", required=True, help="embedded:SPLIT | fsdd:SPLIT | manifest | Hub dataset/folder")
-    parser.add_argument("--split", default="test", help="split of a Hub dataset or folder [test]")
-    parser.add_argument("--data-root", default=None, help="folder of the fsdd/ljspeech corpus")
-    parser.add_argument("--lang", default="en")
-    parser.add_argument("--embedded-size", default="default", help="size preset of the embedded corpus [default]")
+    add_data_arguments(parser)
     parser.add_argument("--lm", default=None, help="saved language model for the + LM configurations")
     parser.add_argument("--lm-weight", type=float, default=0.5, help="β of shallow fusion [0.5]")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="λ of joint decoding (attention models) [0.3]")
     parser.add_argument("--length-bonus", type=float, default=0.0, help="score per output token (beam configs) [0]")
     parser.add_argument("--beam", type=int, default=10, help="beam size B [10]")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="[1 8 32]")
-    parser.add_argument("--max-utterances", type=int, default=200, help="utterances, spread over the split [200]")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads [2]")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per configuration and batch (median) [1]")
     parser.add_argument("--bf16", action="store_true",
@@ -114,16 +107,6 @@ def configurations(model: Any, args: argparse.Namespace, with_lm: bool) -> list[
         label = f"beam {b} + CTC {lam:g} + LM {beta:g}" if lam > 0 else f"beam {b} + LM {beta:g}"
         configs.append(Configuration(label, beam(ctc=lam, lm=beta), uses_lm=True))
     return configs
-
-
-def load_data(args: argparse.Namespace, rate: int) -> tuple[list[np.ndarray], list[str]]:
-    """Waveforms at the model's rate (decoded before any timing) and normalised references."""
-    dataset = load_eval_dataset(args.data, args.split, args.data_root, args.lang, args.embedded_size,
-                                max_utterances=args.max_utterances)
-    rows = list(dataset)
-    waves = [load_audio(row["audio"], rate) for row in rows]
-    refs = [normalize(str(row["text"]), str(row.get("lang") or args.lang)) for row in rows]
-    return waves, refs
 
 
 def time_once(model: Any, waves: list[np.ndarray], config: Configuration, lm: Any,

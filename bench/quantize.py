@@ -21,15 +21,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from bench_data import add_data_arguments, load_data
 
-from speechseq.audio import load_audio
-from speechseq.commands_asr import load_eval_dataset
 from speechseq.decoding import DecodingOptions
 from speechseq.inference import default_options, transcribe
 from speechseq.metrics import error_rates
 from speechseq.models import from_pretrained
 from speechseq.quantize import quantize_dynamic, state_dict_bytes
-from speechseq.text import normalize
 
 
 @dataclass
@@ -48,11 +46,7 @@ class VariantResult:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="saved ASR model folder or Hub repo")
-    parser.add_argument("--data", required=True, help="embedded:SPLIT | fsdd:SPLIT | manifest | Hub dataset/folder")
-    parser.add_argument("--split", default="test", help="split of a Hub dataset or folder [test]")
-    parser.add_argument("--data-root", default=None, help="folder of the fsdd/ljspeech corpus")
-    parser.add_argument("--lang", default="en")
-    parser.add_argument("--max-utterances", type=int, default=200, help="utterances timed [200]")
+    add_data_arguments(parser)
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy) [1]")
     parser.add_argument("--ctc-weight", type=float, default=0.0, help="λ of joint decoding (LAS) [0]")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -81,11 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     model = from_pretrained(args.model).eval()
-    dataset = load_eval_dataset(args.data, args.split, args.data_root, args.lang, max_utterances=args.max_utterances)
     rate = model.feature_config.sample_rate
-    rows = list(dataset)
-    waves = [load_audio(row["audio"], rate) for row in rows]
-    refs = [normalize(str(row["text"]), str(row.get("lang") or args.lang)) for row in rows]
+    waves, refs = load_data(args, rate)
     ratio = default_options(model).max_len_ratio
     options = DecodingOptions(beam_size=args.beam, ctc_weight=args.ctc_weight, max_len_ratio=ratio)
     float_result, float_texts = run_variant("float32", model, waves, refs, options, args)

@@ -8,8 +8,8 @@ the same rounds:
 
 * ``default``: ``max_rows`` 128 and finished utterances dropped once they hold a quarter of the rows;
 * ``max_rows None`` / ``max_rows 64``: the whole batch as one search / smaller groups;
-* ``keep finished rows``: every scorer wrapped so that it has no ``keep_rows``, which makes the search compute
-  finished utterances' rows to the end, as it did before.
+* ``keep finished rows``: ``can_drop_rows`` off, so the search computes finished utterances' rows to the end,
+  as it did before.
 
 Every variant must give the same transcripts (a warning goes to stderr otherwise).
 """
@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import torch
+from bench_data import add_data_arguments, load_data
 
 from speechseq.decoding import DecodingOptions, build_beam_search
 from speechseq.inference import default_options, load_lm, transcribe
@@ -31,25 +32,10 @@ import speechseq.inference as inference
 from speechseq.metrics import error_rates
 from speechseq.models import from_pretrained
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from decoding_rtf import load_data  # noqa: E402  (the same data loading as the main decoding benchmark)
-
-
-class _WithoutKeepRows:
-    """A scorer that hides ``keep_rows``: the search then keeps finished utterances' rows."""
-
-    def __init__(self, scorer: Any) -> None:
-        self._scorer = scorer
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "keep_rows":
-            raise AttributeError(name)
-        return getattr(self._scorer, name)
-
 
 def _search_keeping_finished_rows(*args: Any, **kwargs: Any) -> Any:
     search = build_beam_search(*args, **kwargs)
-    search.full = {name: _WithoutKeepRows(s) for name, s in search.full.items()}
+    search.can_drop_rows = False
     return search
 
 
@@ -57,8 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--lm", required=True)
-    parser.add_argument("--data", default="embedded:test")
-    parser.add_argument("--max-utterances", type=int, default=64)
+    add_data_arguments(parser, data_default="embedded:test")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -66,9 +51,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = from_pretrained(args.model).eval()
     lm = load_lm(args.lm, model).eval()
-    data_args = argparse.Namespace(data=args.data, split="test", data_root=None, lang="en",
-                                   embedded_size="default", max_utterances=args.max_utterances)
-    waves, refs = load_data(data_args, model.feature_config.sample_rate)
+    waves, refs = load_data(args, model.feature_config.sample_rate)
     ratio = default_options(model).max_len_ratio
     full = DecodingOptions(beam_size=10, ctc_weight=0.2, lm_weight=0.7, length_bonus=1.0, max_len_ratio=ratio)
     variants = {

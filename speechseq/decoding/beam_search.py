@@ -124,6 +124,8 @@ class BeamSearch:
         if not self.full and vocab_size is None:
             raise ScorerInputError("BeamSearch without a full scorer needs vocab_size")
         self.weights = {n: float(weights.get(n, 0.0)) for n in scorers}
+        # Finished utterances can leave the running rows only if every scorer can drop rows from its state.
+        self.can_drop_rows = all(hasattr(s, "keep_rows") for s in scorers.values())
         self.options, self.vocab_size, self.eos, self.blank = options, vocab_size, eos, blank
 
     @torch.no_grad()
@@ -169,7 +171,7 @@ class BeamSearch:
         its longest utterance ends (beam 10 + CTC + LM over groups of 12 utterances ran 56 steps for outputs
         of 39 tokens on average). Compacting copies every state, hence the threshold.
         """
-        if not all(hasattr(scorer, "keep_rows") for scorer in {**self.full, **self.partial}.values()):
+        if not self.can_drop_rows:
             return None
         finished = detector.finished_rows()[rows]
         if int(finished.sum()) * 4 < rows.numel():  # one host sync
