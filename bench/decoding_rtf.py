@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="[1 8 32]")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads [2]")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per configuration and batch (median) [1]")
+    parser.add_argument("--score-beam", type=float, nargs="*", default=[],
+                        help="also time the last configuration with these score beams (hypothesis pruning)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time greedy and the last configuration under bf16 autocast ('... bf16' rows)")
     return parser.parse_args(argv)
@@ -175,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(waves)} utterances, {audio:.1f} s of audio, LM {args.lm or 'none'}, threads {args.threads}, "
           f"torch {torch.__version__}")
     configs = configurations(model, args, lm is not None)
+    configs += [dataclasses.replace(configs[-1], name=f"{configs[-1].name}, score beam {t:g}",
+                                    options=dataclasses.replace(configs[-1].options, score_beam=t))
+                for t in args.score_beam]
     if args.bf16:
         configs += [dataclasses.replace(c, name=f"{c.name} bf16", precision="bfloat16") for c in (configs[0], configs[-1])]
     rows: list[Row] = []
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
               "data": args.data, "lm": args.lm, "utterances": len(waves), "audio_seconds": audio,
               "threads": args.threads, "torch": torch.__version__, "beam": args.beam,
               "ctc_weight": args.ctc_weight if family == "attention" else None, "lm_weight": args.lm_weight,
-              "length_bonus": args.length_bonus, "repeats": args.repeats}
+              "length_bonus": args.length_bonus, "repeats": args.repeats, "score_beams": args.score_beam}
     print(json.dumps({**header, "rows": [asdict(r) for r in rows]}))
 
 

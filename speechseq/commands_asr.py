@@ -46,6 +46,8 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--length-bonus", type=float, default=0.0, help="score added per output token [0]")
     group.add_argument("--max-len-ratio", type=float, default=None,
                        help="output tokens per encoder frame at most [the model's max_decode_ratio, else 1]")
+    group.add_argument("--score-beam", type=float, default=None,
+                       help="prune hypotheses this far below their utterance's best (faster search) [off]")
     group.add_argument("--nbest", type=int, default=1, help="hypotheses reported per input (<= --beam) [1]")
     group.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of LSTM/Linear layers (CPU)")
     group.add_argument("--bf16", action="store_true",
@@ -62,7 +64,7 @@ def decoding_options(args: argparse.Namespace, model: Any, lm: Any = None) -> An
     ratio = args.max_len_ratio or default_options(model).max_len_ratio
     return DecodingOptions(
         beam_size=args.beam, ctc_weight=args.ctc_weight, lm_weight=args.lm_weight if lm is not None else 0.0,
-        length_bonus=args.length_bonus, max_len_ratio=ratio, nbest=args.nbest,
+        length_bonus=args.length_bonus, max_len_ratio=ratio, nbest=args.nbest, score_beam=args.score_beam,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 
 import pytest
 import torch
@@ -18,11 +19,14 @@ from speechseq.decoding import (
     build_beam_search,
 )
 from speechseq.decoding.ctc_prefix import CTCPrefixScorer
+from speechseq.decoding.scorers import ScorerInputError
+from speechseq.errors import ConfigError
 from speechseq.models.lm import LMConfig, RNNLM
 from speechseq.nn.attention import AttentionConfig
 from speechseq.nn.decoders import AttentionLSTMDecoder, AttentionLSTMDecoderConfig, StepOutput
 from speechseq.nn.masking import lengths_to_mask
 from speechseq.nn.state import BatchState
+from speechseq.nn.transformer_decoder import TransformerDecoder, TransformerDecoderConfig
 
 BLANK, EOS = 0, 2
 VOCAB = 9
@@ -119,6 +123,16 @@ DECODERS = {
     "las_multihead": lambda seed, eos_bias: las_decoder(seed, eos_bias, "multihead"),
     "las_mocha": lambda seed, eos_bias: las_decoder(seed, eos_bias, "mocha"),
 }
+
+
+def transformer_decoder(seed: int, eos_bias: float) -> TransformerDecoder:
+    torch.manual_seed(seed)
+    config = TransformerDecoderConfig(d_model=8, num_heads=2, ffn_dim=16, num_layers=2, dropout=0.0)
+    decoder = TransformerDecoder(config, VOCAB, memory_dim=8)
+    with torch.no_grad():
+        decoder.output.weight.mul_(4.0)
+        decoder.output.bias[EOS] += eos_bias
+    return decoder.eval()
 
 
 def random_batch(seed: int, lengths: list[int], dim: int = 8, ctc: bool = True) -> EncoderOutput:
@@ -242,6 +256,68 @@ def test_dropping_finished_utterances_changes_no_result(beam, monkeypatch):
         for ha, hb in zip(a.hypotheses, b.hypotheses):
             assert ha.scores == pytest.approx(hb.scores, abs=1e-5)
             assert torch.allclose(ha.attention, hb.attention, atol=1e-6)
+
+
+def assert_same_results(a_results, b_results) -> None:
+    for a, b in zip(a_results, b_results, strict=True):
+        assert hyp_key(a) == hyp_key(b)
+        for ha, hb in zip(a.hypotheses, b.hypotheses):
+            assert ha.scores == pytest.approx(hb.scores, abs=1e-5)
+            assert (ha.attention is None) == (hb.attention is None)
+            if ha.attention is not None:
+                assert torch.allclose(ha.attention, hb.attention, atol=1e-6)
+
+
+class MaskingSearch(BeamSearch):
+    """Reference for hypothesis pruning: every row stays computed, pruned ones only score −inf."""
+
+    def _select(self, running, s, step, rows_max_len):
+        new, record = super()._select(running, s, step, rows_max_len)
+        beam = self.options.beam_size
+        best = record.score.view(-1, beam).max(dim=1, keepdim=True).values
+        far = (record.score.view(-1, beam) < best - self.threshold).view(-1)
+        return dataclasses.replace(new, scores=new.scores.masked_fill(far, float("-inf"))), record
+
+
+PRUNING_DECODERS = {**DECODERS, "transformer": transformer_decoder}
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", list(PRUNING_DECODERS))
+@pytest.mark.parametrize("threshold", [1e9, 1.5])
+def test_score_beam_pruning_equals_masking_every_row(kind, threshold, monkeypatch):
+    """Pruned hypotheses leave the running tensors (any subset of rows, memory per row): the N-best lists,
+    per-scorer scores and attention equal those of a search that keeps computing them at −inf, and a
+    wide-open beam equals the plain search."""
+    decoder = PRUNING_DECODERS[kind](seed=2, eos_bias=0.5)
+    lengths = [9, 5, 12, 3, 7]
+    batch = random_batch(3, lengths)
+    options = DecodingOptions(beam_size=4, nbest=3, ctc_weight=0.3, lm_weight=0.5, length_bonus=0.5)
+    lm = random_lm(4)
+    reference = build_beam_search(options, decoder=decoder, lm=lm)
+    reference.__class__ = MaskingSearch
+    reference.threshold = threshold
+    pruned = build_beam_search(dataclasses.replace(options, score_beam=threshold), decoder=decoder, lm=lm)
+    rows_seen = []
+    original = DecoderScorer.select_rows
+    monkeypatch.setattr(DecoderScorer, "select_rows", lambda self, st, i: rows_seen.append(i.numel()) or original(self, st, i))
+    assert_same_results(pruned(batch), reference(batch))
+    if threshold < 1e9:
+        assert min(rows_seen) < len(lengths) * 2, "too little was pruned: the test does not exercise it"
+    else:
+        assert_same_results(pruned(batch), build_beam_search(options, decoder=decoder, lm=lm)(batch))
+
+
+def test_score_beam_needs_select_rows_on_full_scorers():
+    inner = DecoderScorer(DECODERS["toy"](seed=0, eos_bias=0.0))
+    bare = types.SimpleNamespace(  # a full scorer that can reorder rows within utterances only
+        init_state=inner.init_state, score=inner.score, select_state=inner.select_state, attention=inner.attention
+    )
+    with pytest.raises(ScorerInputError, match="select_rows"):
+        BeamSearch({"decoder": bare}, {"decoder": 1.0}, DecodingOptions(beam_size=2, score_beam=5.0))
+    BeamSearch({"decoder": bare}, {"decoder": 1.0}, DecodingOptions(beam_size=2))  # fine without pruning
+    with pytest.raises(ConfigError, match="score_beam"):
+        DecodingOptions(beam_size=2, score_beam=0.0)
 
 
 @torch.no_grad()

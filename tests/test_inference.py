@@ -295,3 +295,23 @@ def test_bf16_autocast_gives_the_same_words_and_a_bad_precision_is_named(las, sa
     assert bf16 == float32 == [WORDS[2], WORDS[3]]
     with pytest.raises(ConfigError, match="'float16'"):
         transcribe(las, ["/no/such/file.wav"], precision="float16")
+
+
+def test_score_beam_prunes_the_cli_search_as_the_python_api_does(saved, capsys) -> None:
+    """``--score-beam`` reaches the search: the CLI's N-best equals the API's pruned search, which on the
+    overfit model keeps the full beam's words while scoring fewer hypotheses."""
+    folder, files = saved["folder"], saved["files"]
+    reloaded = LASModel.from_pretrained(folder)
+    options = DecodingOptions(beam_size=4, ctc_weight=0.3, nbest=2, max_len_ratio=reloaded.config.max_decode_ratio)
+    pruned = transcribe(reloaded, files, dataclasses.replace(options, score_beam=3.0))
+    full = transcribe(reloaded, files, options)
+    assert [r.text for r in pruned] == [r.text for r in full] == [WORDS[2], WORDS[3]]
+    # ... but not the same N-best: a runner-up the full beam finds was pruned early (so the CLI check below
+    # would notice a flag that never reached the search)
+    assert [[n.text for n in r.nbest] for r in pruned] != [[n.text for n in r.nbest] for r in full]
+    code, out, _ = run_cli(capsys, "transcribe", "--model", folder, *files, "--beam", "4", "--ctc-weight", "0.3",
+                           "--nbest", "2", "--score-beam", "3", "--json", "--no-progress")
+    assert code == 0
+    for line, result in zip([json.loads(x) for x in out.splitlines()], pruned):
+        assert [n["text"] for n in line["nbest"]] == [n.text for n in result.nbest]
+        assert [n["score"] for n in line["nbest"]] == pytest.approx([n.score for n in result.nbest])

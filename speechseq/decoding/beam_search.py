@@ -16,6 +16,10 @@ All utterances × beams run as one tensor of N = B·W rows (utterance-major). Ea
 
 Batches of more than ``max_rows`` hypotheses are searched in groups of utterances.
 
+With ``score_beam`` (hypothesis pruning) step 7 is replaced: after every step only the hypotheses within
+``score_beam`` of their utterance's best go on, as any subset of the B·W rows (``_select_pruned``); the
+scorers then compute only those, and W stays the most an utterance may hold.
+
 The first step starts from W copies of <sos> of which only the first is alive (the others score −inf), so
 the beam fills from one hypothesis without a special case. Greedy decoding is ``beam_size=1``. The inner
 loop has two host syncs per step (the "all finished?" test and the count of finished rows), plus two for the
@@ -126,6 +130,9 @@ class BeamSearch:
         self.weights = {n: float(weights.get(n, 0.0)) for n in scorers}
         # Finished utterances can leave the running rows only if every scorer can drop rows from its state.
         self.can_drop_rows = all(hasattr(s, "keep_rows") for s in scorers.values())
+        if options.score_beam is not None and not all(hasattr(s, "select_rows") for s in self.full.values()):
+            lacking = sorted(n for n, s in self.full.items() if not hasattr(s, "select_rows"))
+            raise ScorerInputError(f"DecodingOptions.score_beam needs select_rows on every full scorer; {lacking} lack it")
         self.options, self.vocab_size, self.eos, self.blank = options, vocab_size, eos, blank
 
     @torch.no_grad()
@@ -147,21 +154,25 @@ class BeamSearch:
         rows_max_len = max_len.repeat_interleave(beam)
         running = self._start(inputs.repeat_rows(beam), inputs.batch_size)
         # Rows of the running tensors -> rows of the whole batch (B·W); records and the end detector always
-        # see the whole batch, the scorers only the utterances still searched.
-        rows = torch.arange(inputs.batch_size * beam, device=inputs.device)
+        # see the whole batch, the scorers only the rows still searched.
+        total = inputs.batch_size * beam
+        rows = torch.arange(total, device=inputs.device)
         records: list[StepRecord] = []
         for step in range(int(max_len.max())):
             running.scores = running.scores.masked_fill(detector.finished_rows()[rows], NEG_INF)
-            step_scores = self._score(running, step, rows_min_len)
-            running, record = self._select(running, step_scores, step, rows_max_len)
-            records.append(record.spread(rows, inputs.batch_size * beam))
-            alive = torch.zeros_like(records[-1].ended).index_fill(0, rows[torch.isfinite(running.scores)], True)
-            if detector.update(step, records[-1].ended, records[-1].score, alive):
+            step_scores = self._score(running, step, rows_min_len[rows])
+            if self.options.score_beam is None:
+                running, record = self._select(running, step_scores, step, rows_max_len[rows])
+                record = record.spread(rows, total)
+            else:
+                running, record, rows = self._select_pruned(running, step_scores, step, rows, rows_max_len, detector)
+            records.append(record)
+            alive = torch.zeros_like(record.ended).index_fill(0, rows[torch.isfinite(running.scores)], True)
+            if detector.update(step, record.ended, record.score, alive):
                 break
             keep = self._rows_to_keep(detector, rows)
             if keep is not None:
                 running, rows = self._keep(running, keep), rows[keep]
-                rows_min_len, rows_max_len = rows_min_len[keep], rows_max_len[keep]
         return collect_nbest(records, inputs.lengths, beam, self.options.nbest, self.eos)
 
     def _rows_to_keep(self, detector: EndDetector, rows: torch.Tensor) -> torch.Tensor | None:
@@ -171,7 +182,7 @@ class BeamSearch:
         its longest utterance ends (beam 10 + CTC + LM over groups of 12 utterances ran 56 steps for outputs
         of 39 tokens on average). Compacting copies every state, hence the threshold.
         """
-        if not self.can_drop_rows:
+        if not self.can_drop_rows or self.options.score_beam is not None:  # pruning drops them every step
             return None
         finished = detector.finished_rows()[rows]
         if int(finished.sum()) * 4 < rows.numel():  # one host sync
@@ -291,20 +302,82 @@ class BeamSearch:
         for name, scorer in self.partial.items():
             totals[name] = running.totals[name][parent] + s.partial[name][parent, choice]
             states[name] = scorer.select_state(s.states[name], parent, choice)
-        scores = scores.view(n)
-        alive = torch.isfinite(scores)
-        ended = ((token == self.eos) | (step >= rows_max_len - 1)) & alive
-        final = scores / (step + 1) if self.options.length_normalization else scores
-        attention = None if s.attention is None else s.attention[parent]
-        record = StepRecord(parent, token, ended, scores, final, totals, attention)
+        record = self._record(parent, parent, token, scores.view(n), totals, s, step, rows_max_len)
         new = _Running(
-            scores=scores.masked_fill(ended, NEG_INF),
+            scores=record.score.masked_fill(record.ended, NEG_INF),
             tokens=torch.cat([running.tokens[parent], token.unsqueeze(1)], dim=1),
             states=states,
             totals=totals,
-            peak=None if attention is None else attention.argmax(dim=-1),
+            peak=None if record.attention is None else record.attention.argmax(dim=-1),
         )
         return new, record
+
+    def _record(
+        self,
+        parent: torch.Tensor,
+        source: torch.Tensor,
+        token: torch.Tensor,
+        scores: torch.Tensor,
+        totals: dict[str, torch.Tensor],
+        s: _StepScores,
+        step: int,
+        max_len: torch.Tensor,
+    ) -> StepRecord:
+        """The step's record: ``parent`` as the record lays rows out, ``source`` the running row scored."""
+        alive = torch.isfinite(scores)
+        ended = ((token == self.eos) | (step >= max_len - 1)) & alive
+        final = scores / (step + 1) if self.options.length_normalization else scores
+        attention = None if s.attention is None else s.attention[source]
+        return StepRecord(parent, token, ended, scores, final, totals, attention)
+
+    def _select_pruned(
+        self,
+        running: _Running,
+        s: _StepScores,
+        step: int,
+        rows: torch.Tensor,
+        max_len: torch.Tensor,
+        detector: EndDetector,
+    ) -> tuple[_Running, StepRecord, torch.Tensor]:
+        """``_select`` with hypothesis pruning: the running rows are any subset ``rows`` of the batch's B·W.
+
+        Candidates are laid out over all B·W rows (missing ones −inf), the best W per utterance are chosen
+        as without pruning, then only those alive, not ended, not finished and within ``score_beam`` of
+        their utterance's best new score go on. Returns the new running rows, the record (over all B·W rows)
+        and the batch rows of the new running rows.
+        """
+        beam, total = self.options.beam_size, max_len.numel()
+        k = s.candidates.size(1)
+        scored = running.scores.unsqueeze(1) + s.combined  # (n, K)
+        layout = scored.new_full((total, k), NEG_INF).index_copy_(0, rows, scored)
+        scores, flat = layout.view(-1, beam * k).topk(beam, dim=1)
+        parent = (torch.arange(0, total, beam, device=flat.device).unsqueeze(1) + torch.div(flat, k, rounding_mode="floor")).view(total)
+        choice = (flat % k).view(total)
+        # Batch row -> running row (rows that are not running only ever carry −inf: any index will do).
+        source = torch.zeros(total, dtype=torch.long, device=rows.device).index_copy_(
+            0, rows, torch.arange(rows.numel(), device=rows.device)
+        )[parent]
+        token = s.candidates[source, choice]
+        totals = {name: running.totals[name][source] + s.full[name][source, token] for name in self.full}
+        for name in self.partial:
+            totals[name] = running.totals[name][source] + s.partial[name][source, choice]
+        record = self._record(parent, source, token, scores.view(total), totals, s, step, max_len)
+        best = scores.max(dim=1, keepdim=True).values
+        near = (scores >= best - self.options.score_beam).view(total)
+        keep = torch.nonzero(near & ~record.ended & torch.isfinite(record.score) & ~detector.finished_rows())
+        keep = keep.squeeze(1)  # one host sync: the new running rows
+        src, chosen = source[keep], choice[keep]
+        states = {name: scorer.select_rows(s.states[name], src) for name, scorer in self.full.items()}  # type: ignore[attr-defined]
+        for name, scorer in self.partial.items():
+            states[name] = scorer.select_state(s.states[name], src, chosen)
+        new = _Running(
+            scores=record.score[keep],
+            tokens=torch.cat([running.tokens[src], token[keep].unsqueeze(1)], dim=1),
+            states=states,
+            totals={name: t[keep] for name, t in totals.items()},
+            peak=None if record.attention is None else record.attention[keep].argmax(dim=-1),
+        )
+        return new, record, keep
 
 
 def build_beam_search(

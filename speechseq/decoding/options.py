@@ -50,6 +50,10 @@ class DecodingOptions:
             not change; the memory of a search stays bounded for any batch size (its speed effect at
             batch 32 × beam 10 was within the machine's noise, docs/benchmarks.md). ``None`` searches every
             batch whole.
+        score_beam: prune, after every step, the hypotheses whose score is more than this far below the best
+            one of their utterance (Kaldi's decoding beam, flashlight's ``beamThreshold``); pruned hypotheses
+            are no longer computed, so the search costs what its *live* hypotheses cost. ``None`` keeps all
+            ``beam_size`` (ESPnet's and SpeechBrain's search).
     """
 
     beam_size: int = 1
@@ -67,6 +71,7 @@ class DecodingOptions:
     end_detect_steps: int = 3
     end_detect_margin: float = 10.0
     max_rows: int | None = 128
+    score_beam: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,6 +87,7 @@ class DecodingOptions:
             (self.max_attention_shift is None or self.max_attention_shift >= 1, "max_attention_shift must be >= 1"),
             (self.end_detect_steps >= 0, "end_detect_steps must be >= 0"),
             (self.max_rows is None or self.max_rows >= 1, "max_rows must be >= 1 or null"),
+            (self.score_beam is None or self.score_beam > 0, "score_beam must be > 0 or null"),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,8 +10,11 @@ Scorers keep nothing about a run on ``self``: every call takes a state and retur
 reorders states with one index per step. A scorer with ``keep_rows(state, rows, utterances)`` also lets the
 search drop the rows of finished utterances (all built-in scorers have it; a search with a scorer that lacks
 it keeps computing finished rows, as every search did before). Rows of a state are hypotheses, utterance-major (all beams of
-utterance 0, then of utterance 1, ...); the search only ever reorders rows *within* an utterance, so scorers
-may keep per-utterance tensors (encoder memory) unreordered.
+utterance 0, then of utterance 1, ...); ``select_state`` only ever reorders rows *within* an utterance, so scorers
+may keep per-utterance tensors (encoder memory) unreordered. A full scorer with ``select_rows(state, index)``
+also allows hypothesis pruning (``DecodingOptions.score_beam``): there any subset of rows goes on, so an
+utterance's row count changes from step to step and every field is copied (partial scorers'
+``select_state`` must accept any index).
 
 Adapters here (the search never branches on what a scorer is):
 
@@ -153,6 +156,21 @@ class DecoderScorer:
     def attention(self, state: DecoderScorerState) -> torch.Tensor | None:
         return state.attention
 
+    def select_rows(self, state: DecoderScorerState, index: torch.Tensor) -> DecoderScorerState:
+        """Rows ``index`` (N',) of ``state`` in any number per utterance (hypothesis pruning): every field is
+        copied, and grouped memory (B, T, D) becomes one row per hypothesis (N', T, D), which grouped
+        decoders read as N' utterances of one hypothesis each."""
+        memory_index = index
+        if state.memory.size(0) != state.mask.size(0):  # grouped: W = N / B rows per utterance, in order
+            memory_index = torch.div(index, state.mask.size(0) // state.memory.size(0), rounding_mode="floor")
+        attention = None if state.attention is None else state.attention.index_select(0, index)
+        return DecoderScorerState(
+            decoder=state.decoder.index_select(index),
+            memory=state.memory.index_select(0, memory_index),
+            mask=state.mask.index_select(0, index),
+            attention=attention,
+        )
+
     def keep_rows(self, state: DecoderScorerState, rows: torch.Tensor, utterances: torch.Tensor) -> DecoderScorerState:
         """Only ``rows`` (all the hypotheses of ``utterances``, utterance-major) go on: finished utterances
         leave the search. Their projected memory leaves with them, so this copies every field."""
@@ -192,6 +210,10 @@ class LMScorer:
         return out.logits.float().log_softmax(dim=-1), out.state
 
     def select_state(self, state: Any, index: torch.Tensor) -> Any:
+        return state.index_select(index)
+
+    def select_rows(self, state: Any, index: torch.Tensor) -> Any:
+        """Rows ``index`` in any number per utterance (hypothesis pruning)."""
         return state.index_select(index)
 
     def attention(self, state: Any) -> None:

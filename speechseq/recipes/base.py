@@ -202,6 +202,8 @@ class FinalDecodeConfig:
         lm: folder (or Hub repo) of a saved ``task=lm`` model with the ASR model's tokenizer; empty for none.
         lm_weight: β of the language model (shallow fusion).
         length_bonus: added per emitted token.
+        score_beam: prune hypotheses this far below their utterance's best (``DecodingOptions.score_beam``);
+            null keeps all ``beam_size``.
         batch_size: utterances decoded together.
     """
 
@@ -210,6 +212,7 @@ class FinalDecodeConfig:
     lm: str = ""
     lm_weight: float = 0.0
     length_bonus: float = 0.0
+    score_beam: float | None = None
     batch_size: int = 32
 
 
@@ -243,6 +246,7 @@ class FinalDecodeMixin:
         options = dataclasses.replace(
             default_options(model), beam_size=cfg.beam_size, ctc_weight=cfg.ctc_weight,
             lm_weight=cfg.lm_weight if lm is not None else 0.0, length_bonus=cfg.length_bonus,
+            score_beam=cfg.score_beam,
         )
         logger.info("beam search (beam %d%s) on %s", cfg.beam_size, f", LM {cfg.lm}" if lm else "", split)
         result = evaluate(model, dataset, options, lm=lm, batch_size=cfg.batch_size)
