@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from speechseq.errors import ConfigError
-from speechseq.nn.encoders import ENCODER_KINDS, build_encoder, concat_adjacent_frames
+from speechseq.nn.encoders import ENCODER_KINDS, build_encoder, concat_adjacent_frames, padded_bilstm
 from speechseq.nn.mha import RelPositionMultiHeadAttention, sinusoidal_embedding
 from speechseq.nn.subsampling import Conv1dSubsampling
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 SMALL = {
     "conv_bilstm": {"conv_channels": 16, "hidden_size": 8, "num_layers": 2},
@@ -121,3 +122,35 @@ def test_factory_rejects_unknown_keys_and_kinds() -> None:
 def test_zero_length_utterance_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least one frame"):
         tiny_encoder("conv_bilstm")(torch.randn(2, 5, FEATURES), torch.tensor([5, 0]))
+
+
+@pytest.mark.parametrize("bidirectional,layers,bias", [(True, 1, True), (True, 2, True), (False, 2, True), (True, 1, False)])
+def test_unpacked_cpu_bilstm_equals_the_packed_lstm_in_values_and_gradients(bidirectional, layers, bias) -> None:
+    """The CPU path (one unpacked pass per direction, the backward one reversed within each length) gives
+    the packed nn.LSTM's outputs and the same gradients for the inputs and every weight; padding is garbage."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=bidirectional, bias=bias)
+    lengths = torch.tensor([9, 4, 7, 1])
+    x = 50.0 * torch.randn(4, 9, 6)
+    for b, n in enumerate(lengths):
+        x[b, :n] = torch.randn(int(n), 6)
+    grad_out = torch.randn(4, 9, 5 * (2 if bidirectional else 1))
+
+    def run(fn):
+        inputs = x.clone().requires_grad_(True)
+        lstm.zero_grad()
+        out = fn(inputs)
+        (out * grad_out).sum().backward()
+        return out.detach(), inputs.grad, [p.grad.clone() for p in lstm.parameters()]
+
+    def packed(inputs):
+        p = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(lstm(p)[0], batch_first=True, total_length=9)[0]
+
+    out, grad_x, grads = run(lambda inputs: padded_bilstm(lstm, inputs, lengths))
+    ref_out, ref_grad_x, ref_grads = run(packed)
+    torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grad_x, ref_grad_x, atol=1e-6, rtol=1e-5)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, ref, atol=1e-5, rtol=1e-4)
+    assert out[1, 4:].abs().max() == 0 and grad_x[1, 4:].abs().max() == 0  # nothing from or to the padding

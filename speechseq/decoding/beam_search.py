@@ -132,7 +132,9 @@ class BeamSearch:
         self.can_drop_rows = all(hasattr(s, "keep_rows") for s in scorers.values())
         if options.score_beam is not None and not all(hasattr(s, "select_rows") for s in self.full.values()):
             lacking = sorted(n for n, s in self.full.items() if not hasattr(s, "select_rows"))
-            raise ScorerInputError(f"DecodingOptions.score_beam needs select_rows on every full scorer; {lacking} lack it")
+            raise ScorerInputError(
+                f"DecodingOptions.score_beam needs select_rows on every full scorer; {lacking} lack it"
+            )
         self.options, self.vocab_size, self.eos, self.blank = options, vocab_size, eos, blank
 
     @torch.no_grad()
@@ -351,7 +353,8 @@ class BeamSearch:
         scored = running.scores.unsqueeze(1) + s.combined  # (n, K)
         layout = scored.new_full((total, k), NEG_INF).index_copy_(0, rows, scored)
         scores, flat = layout.view(-1, beam * k).topk(beam, dim=1)
-        parent = (torch.arange(0, total, beam, device=flat.device).unsqueeze(1) + torch.div(flat, k, rounding_mode="floor")).view(total)
+        first_row = torch.arange(0, total, beam, device=flat.device).unsqueeze(1)
+        parent = (first_row + torch.div(flat, k, rounding_mode="floor")).view(total)
         choice = (flat % k).view(total)
         # Batch row -> running row (rows that are not running only ever carry −inf: any index will do).
         source = torch.zeros(total, dtype=torch.long, device=rows.device).index_copy_(
