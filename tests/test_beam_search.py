@@ -302,6 +302,9 @@ def test_score_beam_pruning_equals_masking_every_row(kind, threshold, monkeypatc
     original = DecoderScorer.select_rows
     monkeypatch.setattr(DecoderScorer, "select_rows", lambda self, st, i: rows_seen.append(i.numel()) or original(self, st, i))
     assert_same_results(pruned(batch), reference(batch))
+    # groups of max_rows utterances (each starts with one row under pruning), each cut to its longest input
+    grouped = build_beam_search(dataclasses.replace(options, score_beam=threshold, max_rows=2), decoder=decoder, lm=lm)
+    assert_same_results(grouped(batch), reference(batch))
     if threshold < 1e9:
         assert min(rows_seen) < len(lengths) * 2, "too little was pruned: the test does not exercise it"
     else:

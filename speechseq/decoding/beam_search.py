@@ -143,7 +143,10 @@ class BeamSearch:
         ``LASModel.encode``'s result) holds B utterances; returns B N-best lists."""
         inputs = EncoderOutput.coerce(inputs)
         beam = self.options.beam_size
-        group = max(1, (self.options.max_rows or beam * inputs.batch_size) // beam)
+        pruning = self.options.score_beam is not None
+        # Without pruning every utterance holds W rows throughout; with it, one row at first and then its
+        # live hypotheses only (a few), so max_rows counts utterances.
+        group = max(1, (self.options.max_rows or beam * inputs.batch_size) // (1 if pruning else beam))
         if inputs.batch_size > group:
             return [
                 result
@@ -154,11 +157,15 @@ class BeamSearch:
         detector = EndDetector(max_len, beam, self.options)
         rows_min_len = min_len.repeat_interleave(beam)
         rows_max_len = max_len.repeat_interleave(beam)
-        running = self._start(inputs.repeat_rows(beam), inputs.batch_size)
         # Rows of the running tensors -> rows of the whole batch (B·W); records and the end detector always
         # see the whole batch, the scorers only the rows still searched.
         total = inputs.batch_size * beam
-        rows = torch.arange(total, device=inputs.device)
+        if pruning:  # only the first row of each utterance is alive at the start: run only those
+            running = self._start(inputs, inputs.batch_size, 1)
+            rows = torch.arange(0, total, beam, device=inputs.device)
+        else:
+            running = self._start(inputs.repeat_rows(beam), inputs.batch_size, beam)
+            rows = torch.arange(total, device=inputs.device)
         records: list[StepRecord] = []
         for step in range(int(max_len.max())):
             running.scores = running.scores.masked_fill(detector.finished_rows()[rows], NEG_INF)
@@ -206,9 +213,9 @@ class BeamSearch:
             peak=None if running.peak is None else running.peak[keep],
         )
 
-    def _start(self, rows: EncoderOutput, batch: int) -> _Running:
-        """W rows of <sos> per utterance, only the first alive."""
-        beam, device = self.options.beam_size, rows.device
+    def _start(self, rows: EncoderOutput, batch: int, beam: int) -> _Running:
+        """``beam`` rows of <sos> per utterance, only the first alive."""
+        device = rows.device
         scores = torch.full((batch, beam), NEG_INF, device=device)
         scores[:, 0] = 0.0
         n = batch * beam

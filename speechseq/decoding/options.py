@@ -53,7 +53,9 @@ class DecodingOptions:
         score_beam: prune, after every step, the hypotheses whose score is more than this far below the best
             one of their utterance (Kaldi's decoding beam, flashlight's ``beamThreshold``); pruned hypotheses
             are no longer computed, so the search costs what its *live* hypotheses cost. ``None`` keeps all
-            ``beam_size`` (ESPnet's and SpeechBrain's search).
+            ``beam_size`` (ESPnet's and SpeechBrain's search). With pruning, each utterance starts with one
+            row and ``max_rows`` counts utterances per group: its live hypotheses are a few, not ``beam_size``
+            (at most ``beam_size`` × ``max_rows`` rows in the worst case).
     """
 
     beam_size: int = 1

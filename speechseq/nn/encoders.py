@@ -37,7 +37,7 @@ def run_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.T
     Returns:
         (B, T, H * directions) outputs, zero past each length.
     """
-    if x.device.type == "cpu" and lstm.proj_size == 0:
+    if x.device.type == "cpu" and isinstance(lstm, nn.LSTM) and lstm.proj_size == 0:  # not INT8 LSTMs
         return padded_bilstm(lstm, x, lengths)
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed)
