@@ -311,6 +311,22 @@ def test_score_beam_pruning_equals_masking_every_row(kind, threshold, monkeypatc
         assert_same_results(pruned(batch), build_beam_search(options, decoder=decoder, lm=lm)(batch))
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("threshold", [1e9, 1.0])
+def test_score_beam_pruning_of_ctc_prefix_search_with_lm_equals_masking(threshold):
+    """CTC-only prefix search (no decoder: the LM is the only full scorer) prunes the same way."""
+    batch = random_batch(6, [9, 5, 12, 3])
+    options = DecodingOptions(beam_size=4, nbest=3, lm_weight=0.5, length_bonus=0.5)
+    lm = random_lm(4)
+    reference = build_beam_search(options, lm=lm, use_ctc=True, vocab_size=VOCAB)
+    reference.__class__ = MaskingSearch
+    reference.threshold = threshold
+    pruned = build_beam_search(dataclasses.replace(options, score_beam=threshold), lm=lm, use_ctc=True, vocab_size=VOCAB)
+    assert_same_results(pruned(batch), reference(batch))
+    if threshold >= 1e9:
+        assert_same_results(pruned(batch), build_beam_search(options, lm=lm, use_ctc=True, vocab_size=VOCAB)(batch))
+
+
 def test_score_beam_needs_select_rows_on_full_scorers():
     inner = DecoderScorer(DECODERS["toy"](seed=0, eos_bias=0.0))
     bare = types.SimpleNamespace(  # a full scorer that can reorder rows within utterances only
