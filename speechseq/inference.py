@@ -207,8 +207,8 @@ PRECISIONS = ("float32", "bfloat16")
 def _autocast(precision: str, device: torch.device) -> Any:
     """bf16 autocast on ``device`` for ``precision="bfloat16"``, nothing for float32.
 
-    Measured on this project's CPU (bf16 units, docs/benchmarks.md): beam 10 + CTC + LM 1.5x faster,
-    greedy 1.1x, same WER on the embedded test utterances timed.
+    Measured on this project's CPU (bf16 units, docs/benchmarks.md): beam 10 + CTC + LM 1.25x / 1.15x
+    faster at batch 8 / 32, greedy 1.38x / 0.99x, same WER on the embedded test utterances timed.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

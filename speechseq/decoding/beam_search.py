@@ -170,16 +170,16 @@ class BeamSearch:
         for step in range(int(max_len.max())):
             running.scores = running.scores.masked_fill(detector.finished_rows()[rows], NEG_INF)
             step_scores = self._score(running, step, rows_min_len[rows])
-            if self.options.score_beam is None:
+            if pruning:
+                running, record, rows = self._select_pruned(running, step_scores, step, rows, rows_max_len, detector)
+            else:
                 running, record = self._select(running, step_scores, step, rows_max_len[rows])
                 record = record.spread(rows, total)
-            else:
-                running, record, rows = self._select_pruned(running, step_scores, step, rows, rows_max_len, detector)
             records.append(record)
             alive = torch.zeros_like(record.ended).index_fill(0, rows[torch.isfinite(running.scores)], True)
             if detector.update(step, record.ended, record.score, alive):
                 break
-            keep = self._rows_to_keep(detector, rows)
+            keep = None if pruning else self._rows_to_keep(detector, rows)  # pruning drops them every step
             if keep is not None:
                 running, rows = self._keep(running, keep), rows[keep]
         return collect_nbest(records, inputs.lengths, beam, self.options.nbest, self.eos)
@@ -191,7 +191,7 @@ class BeamSearch:
         its longest utterance ends (beam 10 + CTC + LM over groups of 12 utterances ran 56 steps for outputs
         of 39 tokens on average). Compacting copies every state, hence the threshold.
         """
-        if not self.can_drop_rows or self.options.score_beam is not None:  # pruning drops them every step
+        if not self.can_drop_rows:
             return None
         finished = detector.finished_rows()[rows]
         if int(finished.sum()) * 4 < rows.numel():  # one host sync

@@ -45,16 +45,17 @@ def run_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.T
     return out
 
 
-def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) with each utterance's first ``lengths[b]`` frames in reverse order; padding stays put.
+def reversal_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) frame index that reverses each utterance's first ``lengths[b]`` frames; padding stays put.
 
-    >>> reverse_within_lengths(torch.arange(8.).view(2, 4, 1), torch.tensor([4, 2])).squeeze(-1).tolist()
-    [[3.0, 2.0, 1.0, 0.0], [5.0, 4.0, 6.0, 7.0]]
+    An involution: gathering with it twice restores the input.
+
+    >>> reversal_index(torch.tensor([4, 2]), 4).tolist()
+    [[3, 2, 1, 0], [1, 0, 2, 3]]
     """
-    time = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, T)
-    source = lengths.to(x.device).unsqueeze(1) - 1 - time  # (B, T)
-    source = torch.where(source >= 0, source, time)  # an involution: applying it twice restores x
-    return x.gather(1, source.unsqueeze(-1).expand_as(x))
+    time = torch.arange(frames, device=lengths.device).unsqueeze(0)  # (1, T)
+    source = lengths.unsqueeze(1) - 1 - time  # (B, T)
+    return torch.where(source >= 0, source, time)
 
 
 def padded_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -62,9 +63,15 @@ def padded_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
 
     The forward direction reads the padding only after each utterance's last frame, so its valid outputs
     do not see it. The backward direction reads each utterance reversed within its length
-    (``reverse_within_lengths``), then its outputs are put back in order. Dropout between layers is applied
+    (``reversal_index``), then its outputs are put back in order. Dropout between layers is applied
     as ``nn.LSTM`` does (training only). Returns (B, T, H * directions), zero past each length.
     """
+    lengths = lengths.to(x.device)
+    reverse = reversal_index(lengths, x.size(1)).unsqueeze(-1)  # (B, T, 1), one for every layer
+
+    def reversed_(y: torch.Tensor) -> torch.Tensor:
+        return y.gather(1, reverse.expand_as(y))
+
     weights = lstm._flat_weights  # per layer and direction: w_ih, w_hh[, b_ih, b_hh]
     per_direction = 4 if lstm.bias else 2
     directions = 2 if lstm.bidirectional else 1
@@ -76,11 +83,11 @@ def padded_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
         for direction in range(directions):
             start = (layer * directions + direction) * per_direction
             params = weights[start : start + per_direction]
-            inputs = x if direction == 0 else reverse_within_lengths(x, lengths)
+            inputs = x if direction == 0 else reversed_(x)
             out = torch.lstm(inputs, (zeros, zeros), params, lstm.bias, 1, 0.0, lstm.training, False, True)[0]
-            outputs.append(out if direction == 0 else reverse_within_lengths(out, lengths))
+            outputs.append(out if direction == 0 else reversed_(out))
         x = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
-    return x * lengths_to_mask(lengths.to(x.device), x.size(1)).unsqueeze(-1).to(x.dtype)
+    return x * lengths_to_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)
 
 
 def _check_lengths(lengths: torch.Tensor, name: str) -> None:
