@@ -1,8 +1,10 @@
-"""Waveform augmentation for ASR training: speed, pitch, additive noise at a set SNR, synthetic reverberation.
+"""Waveform augmentation for ASR training: speed, pitch, silence padding, additive noise at a set SNR,
+synthetic reverberation.
 
 Each effect is a plain function of a float32 mono waveform; :class:`WaveAugment` draws which effects
 to apply (and their parameters) from an explicit ``numpy.random.Generator`` and chains them in the
-order a recording would see them: talker (speed, pitch) -> room (reverberation) -> microphone (noise).
+order a recording would see them: talker (speed, pitch) -> when the recording starts and stops (silence
+padding) -> room (reverberation) -> microphone (noise).
 Noise comes last so that the requested SNR is the one of the final signal. Nothing needs noise or RIR
 files: noise is generated (white or pink) and room responses are exponentially decaying noise.
 """
@@ -37,6 +39,13 @@ class AugmentConfig:
         noise_colors: noise spectra to choose from (``"white"``, ``"pink"``).
         reverb_prob: probability of synthetic reverberation.
         reverb_rt60: ``[low, high]`` range of the reverberation time (s), drawn uniformly.
+        pad_prob: probability of adding silence before and after the speech. Corpora trimmed to the
+            speech (FSDD) teach a model that speech starts at frame 0; one recording with a lead-in
+            of 60 ms then breaks it (see ``tasks/las/README.md``).
+        pad_seconds: ``[low, high]`` range of each end's added silence (s), drawn uniformly and
+            independently for the start and the end.
+        pad_floor_db: ``[low, high]`` range of the padding's white-noise floor in dB relative to the
+            utterance's peak (digital silence never occurs in a real recording).
 
     Example:
         >>> cfg = AugmentConfig(noise_prob=1.0, noise_snr_db=[10.0, 10.0])
@@ -53,17 +62,22 @@ class AugmentConfig:
     noise_colors: list[str] = field(default_factory=lambda: ["white", "pink"])
     reverb_prob: float = 0.0
     reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])
+    pad_prob: float = 0.0
+    pad_seconds: list[float] = field(default_factory=lambda: [0.0, 0.3])
+    pad_floor_db: list[float] = field(default_factory=lambda: [-70.0, -40.0])
 
     def __post_init__(self) -> None:
-        for name in ("speed_prob", "pitch_prob", "noise_prob", "reverb_prob"):
+        for name in ("speed_prob", "pitch_prob", "noise_prob", "reverb_prob", "pad_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("pitch_semitones", "noise_snr_db", "reverb_rt60"):
+        for name in ("pitch_semitones", "noise_snr_db", "reverb_rt60", "pad_seconds", "pad_floor_db"):
             span = getattr(self, name)
             if len(span) != 2 or span[0] > span[1]:
                 raise ConfigError(f"AugmentConfig.{name} must be [low, high], got {span}")
         if not self.speed_factors or min(self.speed_factors) <= 0:
             raise ConfigError(f"AugmentConfig.speed_factors must be positive, got {self.speed_factors}")
+        if self.pad_seconds[0] < 0:
+            raise ConfigError(f"AugmentConfig.pad_seconds must be >= 0, got {self.pad_seconds}")
         if self.reverb_rt60[0] <= 0:
             raise ConfigError(f"AugmentConfig.reverb_rt60 must be positive, got {self.reverb_rt60}")
         unknown = sorted(set(self.noise_colors) - set(_NOISE_COLORS))
@@ -153,6 +167,23 @@ def add_noise(
     return (signal + noise).astype(np.float32)
 
 
+def pad_silence(
+    wave: np.ndarray, sample_rate: int, lead: float, trail: float, floor_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Add ``lead`` and ``trail`` seconds of a quiet white-noise floor before and after the waveform.
+
+    The floor's RMS is ``floor_db`` dB below the waveform's peak; the original samples are kept as they are.
+
+    Returns:
+        (round(lead * rate) + S + round(trail * rate),) float32.
+    """
+    signal = np.asarray(wave, dtype=np.float32)
+    before, after = int(round(lead * sample_rate)), int(round(trail * sample_rate))
+    level = np.abs(signal).max(initial=0.0) * 10.0 ** (floor_db / 20.0)
+    floor = (rng.standard_normal(before + after) * level).astype(np.float32)
+    return np.concatenate([floor[:before], signal, floor[before:]])
+
+
 def synthetic_rir(sample_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
     """Room impulse response: a direct-path impulse followed by exponentially decaying Gaussian noise.
 
@@ -187,7 +218,7 @@ def reverberate(wave: np.ndarray, sample_rate: int, rt60: float, rng: np.random.
 
 
 class WaveAugment:
-    """Random chain of speed, pitch, reverberation and noise, drawn from an explicit generator.
+    """Random chain of speed, pitch, silence padding, reverberation and noise, drawn from an explicit generator.
 
     Stateless: the same ``rng`` state gives the same output, so a data loader worker can derive its
     generator from (seed, epoch, index) and results reproduce.
@@ -210,7 +241,7 @@ class WaveAugment:
             rng: source of every random decision.
 
         Returns:
-            (S',) float32; S' differs from S only under speed perturbation.
+            (S',) float32; S' differs from S only under speed perturbation and silence padding.
         """
         cfg, sr = self.config, self.sample_rate
         wave = np.asarray(wave, dtype=np.float32)
@@ -224,10 +255,19 @@ class WaveAugment:
         rt60 = rng.uniform(*cfg.reverb_rt60)
         snr_db = rng.uniform(*cfg.noise_snr_db)
         color = str(rng.choice(cfg.noise_colors))
+        # Padding draws only when padding is on: configs without it keep their random streams.
+        if cfg.pad_prob > 0.0:
+            do_pad = rng.random() < cfg.pad_prob
+            lead, trail = rng.uniform(*cfg.pad_seconds, size=2)
+            floor_db = rng.uniform(*cfg.pad_floor_db)
+        else:
+            do_pad = False
         if do_speed:
             wave = speed_perturb(wave, sr, factor)
         if do_pitch:
             wave = pitch_shift(wave, sr, semitones)
+        if do_pad:
+            wave = pad_silence(wave, sr, float(lead), float(trail), float(floor_db), rng)
         if do_reverb:
             wave = reverberate(wave, sr, rt60, rng)
         if do_noise:

@@ -219,6 +219,9 @@ class _MonotonicBackend:
             )
         if not config.speller.attention.hard_inference:
             raise ConfigError("streaming needs model.speller.attention.hard_inference=true (a hard monotonic head)")
+        if config.trim_db is not None:
+            # Its end point moves as audio arrives, and so would every encoder frame's time.
+            raise ConfigError("streaming needs model.trim_db=null: trimming the end of audio still arriving")
         self.model = model
 
     def decode(self, wave: torch.Tensor, forced: list[int], lookahead_s: float, final: bool) -> DecodedUnits:

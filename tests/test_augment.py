@@ -1,4 +1,4 @@
-"""speechseq.augment on real FSDD speech: exact SNR, speed, pitch, reverberation, determinism."""
+"""speechseq.augment on real FSDD speech: exact SNR, speed, pitch, reverberation, silence padding, determinism."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from speechseq.augment import (
     AugmentConfig,
     WaveAugment,
     add_noise,
+    pad_silence,
     pink_noise,
     pitch_shift,
     reverberate,
@@ -142,8 +143,39 @@ def test_synthetic_rir_decays_60_db_in_rt60(rt60: float) -> None:
     assert slope == pytest.approx(-60.0 / rt60, rel=0.05)
 
 
+def test_pad_silence_keeps_the_speech_and_adds_a_floor_at_the_requested_level(speech: np.ndarray) -> None:
+    padded = pad_silence(speech, SR, lead=0.25, trail=0.1, floor_db=-50.0, rng=np.random.default_rng(0))
+    lead, trail = 4000, 1600
+    assert padded.dtype == np.float32 and padded.shape == (lead + speech.size + trail,)
+    np.testing.assert_array_equal(padded[lead : lead + speech.size], speech)
+    floor = np.concatenate([padded[:lead], padded[-trail:]]).astype(np.float64)
+    level_db = 20 * np.log10(np.sqrt(np.mean(floor**2)) / np.abs(speech).max())
+    assert level_db == pytest.approx(-50.0, abs=0.3)
+
+
+def test_wave_augment_pads_within_the_configured_range(speech: np.ndarray) -> None:
+    aug = WaveAugment(AugmentConfig(pad_prob=1.0, pad_seconds=[0.05, 0.2], pad_floor_db=[-60.0, -60.0]), SR)
+    added = [aug(speech, np.random.default_rng(seed)).size - speech.size for seed in range(20)]
+    assert all(2 * 800 <= n <= 2 * 3200 for n in added)
+    assert len(set(added)) > 10  # drawn per utterance, not fixed
+
+
+def test_padding_off_leaves_the_other_effects_random_stream_alone(speech: np.ndarray) -> None:
+    # pad_prob 0 must not draw: runs configured before padding existed reproduce exactly. The reference
+    # replays the chain's documented draw order (decisions, then each effect's parameters, then noise).
+    cfg = AugmentConfig(noise_prob=1.0, speed_prob=1.0, speed_factors=[0.9, 1.1], pad_seconds=[0.1, 0.5])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        rng.random(4)
+        factor = float(rng.choice(cfg.speed_factors))
+        rng.uniform(*cfg.pitch_semitones), rng.uniform(*cfg.reverb_rt60)
+        snr, color = rng.uniform(*cfg.noise_snr_db), str(rng.choice(cfg.noise_colors))
+        expected = add_noise(speed_perturb(speech, SR, factor), snr, rng, color)
+        np.testing.assert_array_equal(WaveAugment(cfg, SR)(speech, np.random.default_rng(seed)), expected)
+
+
 def _all_on() -> AugmentConfig:
-    return AugmentConfig(speed_prob=1.0, pitch_prob=1.0, noise_prob=1.0, reverb_prob=1.0)
+    return AugmentConfig(speed_prob=1.0, pitch_prob=1.0, noise_prob=1.0, reverb_prob=1.0, pad_prob=1.0)
 
 
 def test_same_seed_same_output_and_different_seed_differs(speech: np.ndarray) -> None:
@@ -171,3 +203,7 @@ def test_augment_config_round_trip_and_validation() -> None:
         AugmentConfig(noise_colors=["brown"])
     with pytest.raises(ConfigError, match="reverb_rt60"):
         AugmentConfig(reverb_rt60=[0.8, 0.2])
+    with pytest.raises(ConfigError, match="pad_seconds"):
+        AugmentConfig(pad_seconds=[-0.1, 0.2])
+    with pytest.raises(ConfigError, match="pad_prob"):
+        AugmentConfig(pad_prob=-0.5)

@@ -217,3 +217,5 @@ def test_streaming_refuses_models_that_look_at_future_frames(data) -> None:
         StreamingRecognizer(tiny_rnn_las(data[1], "mocha").train())
     with pytest.raises(ConfigError, match="agreement"):
         StreamingRecognizer(tiny_rnn_las(data[1], "mocha").eval(), agreement=1)
+    with pytest.raises(ConfigError, match="trim_db"):
+        StreamingRecognizer(tiny_rnn_las(data[1], "mocha", trim_db=20.0).eval())

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from speechseq.endpoint import trim_silence
 from speechseq.errors import ConfigError
 from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
 from speechseq.hub import PretrainedModel
@@ -90,6 +91,9 @@ class LASConfig:
         specaugment: masking policy applied to the features in training mode.
         use_specaugment: turn SpecAugment on/off.
         max_decode_ratio: greedy decoding stops after ``ratio × encoder frames + 5`` tokens at most.
+        trim_db: cut every input (training and inference) to the span from its first to its last frame
+            within this many dB of its loudest (:func:`speechseq.endpoint.trim_silence`); ``None`` keeps
+            whole inputs. For corpora cut tightly around the speech, whose models break on a lead-in.
     """
 
     vocab_size: int = 0
@@ -105,6 +109,7 @@ class LASConfig:
     specaugment: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
     use_specaugment: bool = True
     max_decode_ratio: float = 1.0
+    trim_db: float | None = None
 
     def encoder_config(self) -> Any:
         """The config of the encoder that ``backbone`` uses."""
@@ -226,6 +231,8 @@ class LASModel(PretrainedModel):
     def encode(self, wave: torch.Tensor, wave_lengths: torch.Tensor) -> EncoderOutput:
         """Waveforms (B,S) with lengths (B,) -> encoder states, their lengths and CTC log-probabilities."""
         features, frames = self.frontend(wave, wave_lengths)
+        if self.config.trim_db is not None:
+            features, frames = trim_silence(features, frames, self.config.trim_db)
         features = self._augment(normalize_utterances(features, frames), frames)
         memory, lengths = self.encoder(features, frames)
         return EncoderOutput(memory, lengths, self.ctc_head(memory).float().log_softmax(-1))
@@ -333,6 +340,8 @@ def _check_config(config: LASConfig, features: FeatureConfig) -> None:
         raise ConfigError(f"model.vocab_size must be >= 4 (3 specials + symbols), got {config.vocab_size}")
     if not 0.0 <= config.ctc_weight <= 1.0:
         raise ConfigError(f"model.ctc_weight must be in [0, 1], got {config.ctc_weight}")
+    if config.trim_db is not None and config.trim_db <= 0:
+        raise ConfigError(f"model.trim_db must be > 0 dB (or null), got {config.trim_db}")
     name = {"rnn": "listener", "transformer": "transformer_encoder", "conformer": "conformer_encoder"}[config.backbone]
     if config.encoder_config().input_dim != features.n_mels:
         raise ConfigError(
