@@ -1,4 +1,4 @@
-"""speechseq.endpoint: energy endpointing of log-mel features, alone, in a batch, and inside a LAS model."""
+"""speechseq.endpoint: energy endpointing and a relative floor of log-mel features, alone, in a batch, in a LAS model."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 from test_las import tiny_rnn_las
 
 from speechseq.audio import load_audio
-from speechseq.endpoint import frame_levels_db, trim_silence
+from speechseq.endpoint import floor_relative, frame_levels_db, trim_silence
 from speechseq.errors import ConfigError
 from speechseq.features import FeatureConfig, LogMel
+from speechseq.models.ctc import normalize_utterances
 from speechseq.models.las import LASConfig, LASModel
 from speechseq.text import CharTokenizer
 
@@ -34,6 +35,17 @@ def test_trim_keeps_the_span_between_the_first_and_last_loud_frames_and_the_quie
     torch.testing.assert_close(trimmed[0], features[0, 3:7])
     torch.testing.assert_close(trimmed[1, 0], features[1, 1])
     assert bool((trimmed[1, 1:] == 7.0).all())
+
+
+def test_trim_margin_widens_the_span_but_never_past_the_utterance() -> None:
+    features = torch.full((2, 10, 3), -10.0)
+    features[0, 3:7] = 0.0
+    features[1, 0] = 0.0
+    features[1, 3] = 0.0
+    trimmed, lengths = trim_silence(features, torch.tensor([10, 5]), top_db=20.0, margin=2)
+    assert lengths.tolist() == [8, 5]  # frames 1-8, and 0-4 (clamped at both ends of item 1)
+    torch.testing.assert_close(trimmed[0], features[0, 1:9])
+    torch.testing.assert_close(trimmed[1, :5], features[1, :5])
 
 
 def test_frame_levels_are_the_summed_mel_power_in_db() -> None:
@@ -90,7 +102,27 @@ def test_las_with_trim_ignores_a_lead_in_and_tail_of_digital_silence(fsdd_dir: P
             assert int(b.lengths[0]) > int(a.lengths[0])
 
 
-def test_a_non_positive_trim_db_is_a_config_error() -> None:
-    config = LASConfig(vocab_size=8, trim_db=0.0)
-    with pytest.raises(ConfigError, match="trim_db"):
-        LASModel(config, FeatureConfig.asr_16k())
+def test_floor_is_relative_to_each_utterances_loudest_cell_and_leaves_padding_alone() -> None:
+    magnitudes = torch.tensor([[[1.0, 1e-3], [1e-5, 0.5], [1e-9, 1e-9]], [[1e-2, 1e-4], [9.0, 9.0], [9.0, 9.0]]])
+    floored = floor_relative(torch.log(magnitudes), torch.tensor([2, 1]), range_db=40.0).exp()
+    expected = torch.tensor([[[1.0, 1e-2], [1e-2, 0.5], [1e-9, 1e-9]], [[1e-2, 1e-4], [9.0, 9.0], [9.0, 9.0]]])
+    torch.testing.assert_close(floored, expected)
+
+
+def test_with_a_floor_the_empty_bands_of_8khz_recordings_normalise_to_zero(fsdd_dir: Path) -> None:
+    # FSDD is 8 kHz: upsampled to 16 kHz, the mel bands above 4 kHz hold only faint resampling leftovers,
+    # which per-band normalisation would blow up into recording-specific patterns.
+    frontend = LogMel(FeatureConfig.asr_16k())
+    high = torch.from_numpy(librosa.mel_frequencies(82, fmin=0.0, fmax=8000.0)[1:-1] > 4300.0)
+    for name in ("2_jackson_3", "2_nicolas_3"):
+        feats, frames = frontend(torch.from_numpy(load_audio(fsdd_dir / f"{name}.wav", 16000))[None])
+        plain = normalize_utterances(feats, frames)[0][:, high]
+        floored = normalize_utterances(floor_relative(feats, frames, 60.0), frames)[0][:, high]
+        assert float(plain.abs().mean()) > 0.2  # without the floor: leftovers at a third of speech's spread
+        assert float(floored.abs().max()) < 1e-3  # constant bands: zero up to float32 rounding
+
+
+def test_a_non_positive_trim_db_or_floor_db_is_a_config_error() -> None:
+    for bad in ({"trim_db": 0.0}, {"floor_db": -3.0}, {"trim_db": 20.0, "trim_margin": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad)) if "trim_margin" not in bad else "trim_margin"):
+            LASModel(LASConfig(vocab_size=8, **bad), FeatureConfig.asr_16k())

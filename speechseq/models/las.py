@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechseq.endpoint import trim_silence
+from speechseq.endpoint import floor_relative, trim_silence
 from speechseq.errors import ConfigError
 from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
 from speechseq.hub import PretrainedModel
@@ -94,6 +94,9 @@ class LASConfig:
         trim_db: cut every input (training and inference) to the span from its first to its last frame
             within this many dB of its loudest (:func:`speechseq.endpoint.trim_silence`); ``None`` keeps
             whole inputs. For corpora cut tightly around the speech, whose models break on a lead-in.
+        trim_margin: frames kept on each side of the loud span when trimming.
+        floor_db: raise every log-mel cell to at least this many dB below the utterance's loudest
+            (:func:`speechseq.endpoint.floor_relative`), before normalisation; ``None`` keeps them.
     """
 
     vocab_size: int = 0
@@ -110,6 +113,8 @@ class LASConfig:
     use_specaugment: bool = True
     max_decode_ratio: float = 1.0
     trim_db: float | None = None
+    trim_margin: int = 0
+    floor_db: float | None = None
 
     def encoder_config(self) -> Any:
         """The config of the encoder that ``backbone`` uses."""
@@ -232,7 +237,9 @@ class LASModel(PretrainedModel):
         """Waveforms (B,S) with lengths (B,) -> encoder states, their lengths and CTC log-probabilities."""
         features, frames = self.frontend(wave, wave_lengths)
         if self.config.trim_db is not None:
-            features, frames = trim_silence(features, frames, self.config.trim_db)
+            features, frames = trim_silence(features, frames, self.config.trim_db, self.config.trim_margin)
+        if self.config.floor_db is not None:
+            features = floor_relative(features, frames, self.config.floor_db)
         features = self._augment(normalize_utterances(features, frames), frames)
         memory, lengths = self.encoder(features, frames)
         return EncoderOutput(memory, lengths, self.ctc_head(memory).float().log_softmax(-1))
@@ -342,6 +349,10 @@ def _check_config(config: LASConfig, features: FeatureConfig) -> None:
         raise ConfigError(f"model.ctc_weight must be in [0, 1], got {config.ctc_weight}")
     if config.trim_db is not None and config.trim_db <= 0:
         raise ConfigError(f"model.trim_db must be > 0 dB (or null), got {config.trim_db}")
+    if config.floor_db is not None and config.floor_db <= 0:
+        raise ConfigError(f"model.floor_db must be > 0 dB (or null), got {config.floor_db}")
+    if config.trim_margin < 0:
+        raise ConfigError(f"model.trim_margin must be >= 0 frames, got {config.trim_margin}")
     name = {"rnn": "listener", "transformer": "transformer_encoder", "conformer": "conformer_encoder"}[config.backbone]
     if config.encoder_config().input_dim != features.n_mels:
         raise ConfigError(
