@@ -53,7 +53,7 @@ def trim_silence(
         ``(trimmed, new_lengths)``: (B, T', F) with each item's kept span moved to frame 0 and
         ``T' = max(new_lengths)``, and (B,) int64.
     """
-    batch, frames, _ = features.shape
+    frames = features.shape[1]
     valid = lengths_to_mask(lengths, frames)
     levels = frame_levels_db(features).masked_fill(~valid, -math.inf)
     loud = (levels >= levels.max(dim=1, keepdim=True).values - top_db) & valid  # (B, T); the loudest is in
