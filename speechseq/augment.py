@@ -66,8 +66,10 @@ class AugmentConfig:
     pad_seconds: list[float] = field(default_factory=lambda: [0.0, 0.3])
     pad_floor_db: list[float] = field(default_factory=lambda: [-70.0, -40.0])
 
+    PROBABILITIES = ("speed_prob", "pitch_prob", "noise_prob", "reverb_prob", "pad_prob")
+
     def __post_init__(self) -> None:
-        for name in ("speed_prob", "pitch_prob", "noise_prob", "reverb_prob", "pad_prob"):
+        for name in self.PROBABILITIES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("pitch_semitones", "noise_snr_db", "reverb_rt60", "pad_seconds", "pad_floor_db"):
@@ -83,6 +85,11 @@ class AugmentConfig:
         unknown = sorted(set(self.noise_colors) - set(_NOISE_COLORS))
         if unknown or not self.noise_colors:
             raise ConfigError(f"unknown noise color(s) {unknown}; choose from {list(_NOISE_COLORS)}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any effect can fire (a probability above zero)."""
+        return any(getattr(self, name) > 0.0 for name in self.PROBABILITIES)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field."""

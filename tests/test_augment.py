@@ -213,5 +213,6 @@ def test_the_recipes_build_an_augmenter_when_only_padding_is_on() -> None:
     from speechseq.recipes.base import wave_augmenter
 
     assert wave_augmenter(AugmentConfig(), SR) is None
+    assert not AugmentConfig().enabled and AugmentConfig(pad_prob=0.1).enabled
     augmenter = wave_augmenter(AugmentConfig(pad_prob=1.0, pad_seconds=[0.1, 0.1]), SR)
     assert augmenter(np.ones(100, np.float32), np.random.default_rng(0)).size == 100 + 2 * 1600

@@ -123,6 +123,8 @@ def test_with_a_floor_the_empty_bands_of_8khz_recordings_normalise_to_zero(fsdd_
 
 
 def test_a_non_positive_trim_db_or_floor_db_is_a_config_error() -> None:
-    for bad in ({"trim_db": 0.0}, {"floor_db": -3.0}, {"trim_db": 20.0, "trim_margin": -1}):
-        with pytest.raises(ConfigError, match=next(iter(bad)) if "trim_margin" not in bad else "trim_margin"):
+    cases = [("trim_db", {"trim_db": 0.0}), ("floor_db", {"floor_db": -3.0}),
+             ("trim_margin", {"trim_db": 20.0, "trim_margin": -1})]
+    for key, bad in cases:
+        with pytest.raises(ConfigError, match=key):
             LASModel(LASConfig(vocab_size=8, **bad), FeatureConfig.asr_16k())

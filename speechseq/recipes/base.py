@@ -333,8 +333,7 @@ def wave_augmenter(config: Any, sample_rate: int) -> Any:
     """A ``WaveAugment`` for ``config`` (an ``AugmentConfig``), or ``None`` when every effect is off."""
     from speechseq.augment import WaveAugment
 
-    probs = (config.speed_prob, config.pitch_prob, config.noise_prob, config.reverb_prob, config.pad_prob)
-    return WaveAugment(config, sample_rate) if any(p > 0 for p in probs) else None
+    return WaveAugment(config, sample_rate) if config.enabled else None
 
 
 def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
