@@ -111,3 +111,44 @@ def test_config_features_ignore_the_empty_band(fsdd_dir: Path) -> None:
     # Per band, mean over frames: round-off in quiet bands moves single frames a little, the tone a band a lot.
     assert (mel[0] - mel[1]).abs().mean(0).max() < 0.2
     assert (full[0] - full[1]).abs().mean(0).max() > 1.0
+
+
+@pytest.fixture(scope="module")
+def confusions_script():
+    """tasks/las/fsdd_confusions.py imported as a module."""
+    path = REPO_ROOT / "tasks" / "las" / "fsdd_confusions.py"
+    spec = importlib.util.spec_from_file_location("fsdd_confusions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_confusions_and_errors_shared_by_two_runs(confusions_script, fsdd_dir: Path) -> None:
+    files, refs = confusions_script.speaker_files(fsdd_dir, "george")
+    assert len(files) == 500 and refs.count("two") == 50 and refs[0] == confusions_script.DIGITS[int(files[0].name[0])]
+    first = ["four" if r == "two" else r for r in refs]  # every "two" heard as "four"
+    second = ["zero" if r == "two" and i % 2 else h for i, (r, h) in enumerate(zip(refs, first))]
+    assert confusions_script.confusions(refs, first) == {("two", "four"): 50}
+    assert confusions_script.shared_errors(refs, first, second) == (50, 25)
+
+
+def test_digit_scores_of_a_padded_candidate_batch_equal_each_word_scored_alone(confusions_script, fsdd_dir) -> None:
+    # The ten words have 3-5 letters and are scored as one padded batch; padding must not leak into a score.
+    import torch
+    from test_las import tiny_rnn_las
+
+    from speechseq.audio import load_audio
+    from speechseq.text import CharTokenizer
+
+    digits = confusions_script.DIGITS
+    model = tiny_rnn_las(CharTokenizer.from_texts(list(digits))).eval()
+    model.config.label_smoothing = 0.1
+    wave = load_audio(fsdd_dir / "7_lucas_2.wav", 16000)
+    scores = confusions_script.digit_scores(model, [wave])
+    assert model.config.label_smoothing == 0.1  # restored
+    model.config.label_smoothing = 0.0
+    for k, word in enumerate(digits):
+        tokens = torch.tensor([model.tokenizer.encode(word)])
+        with torch.no_grad():
+            alone = model(torch.from_numpy(wave)[None], torch.tensor([len(wave)]), tokens, torch.tensor([len(word)]))
+        assert scores[0, k] == pytest.approx(-float(alone.utterance_loss[0]) * (len(word) + 1), rel=1e-4)

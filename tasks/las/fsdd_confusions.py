@@ -1,0 +1,130 @@
+"""Which digits each FSDD fold model gets wrong on its held-out speaker, and whether two runs agree.
+
+Takes folders written by ``tasks/las/fsdd_loso.py`` (``OUT/{speaker}/final``), transcribes all recordings of
+each fold's held-out speaker (greedy, as the protocol scores them) and prints, per fold, the WER and the most
+frequent ``reference→hypothesis`` pairs. When two folders hold the same fold (e.g. two seeds), it also prints
+how many of the first run's errors the second run makes identically (same recording, same wrong word) and
+the WER of a two-model ensemble that sums the joint CTC/attention scores of the ten digit words
+(``--ensemble``): systematic, seed-independent confusions are voice differences that neither more seeds nor
+averaging remove.
+
+    python tasks/las/fsdd_confusions.py runs/las_fsdd_ft                          # every fold found there
+    python tasks/las/fsdd_confusions.py runs/las_fsdd_ft runs/las_fsdd_ft_seed1 --folds george,lucas --ensemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def confusions(references: list[str], hypotheses: list[str]) -> collections.Counter:
+    """``(reference, hypothesis)`` -> count, over the pairs that differ.
+
+    >>> confusions(["two", "two", "four"], ["four", "two", "four"])
+    Counter({('two', 'four'): 1})
+    """
+    return collections.Counter((r, h) for r, h in zip(references, hypotheses) if r != h)
+
+
+def shared_errors(references: list[str], first: list[str], second: list[str]) -> tuple[int, int]:
+    """``(errors of first, of those the ones second makes identically)``.
+
+    >>> shared_errors(["one", "two", "six"], ["nine", "four", "six"], ["nine", "zero", "six"])
+    (2, 1)
+    """
+    wrong = [i for i, (r, h) in enumerate(zip(references, first)) if r != h]
+    return len(wrong), sum(first[i] == second[i] for i in wrong)
+
+
+def fold_models(folder: Path) -> dict[str, Path]:
+    """Held-out speaker -> exported model folder, for every ``{speaker}/final`` (the ``all`` run has none)."""
+    return {f.parent.name: f for f in sorted(folder.glob("*/final")) if f.parent.name != "all"}
+
+
+def speaker_files(root: Path, speaker: str) -> tuple[list[Path], list[str]]:
+    """All recordings of ``speaker`` (sorted) and their digit words."""
+    files = sorted(root.glob(f"*_{speaker}_*.wav"))
+    return files, [DIGITS[int(f.name.split("_", 1)[0])] for f in files]
+
+
+def digit_scores(model, waves: list[np.ndarray]) -> np.ndarray:
+    """(N, 10) log-score of each digit word per recording: the model's joint CTC/attention loss, negated and
+    summed over the word's tokens (+ end of sentence), without label smoothing."""
+    import torch
+
+    from speechseq.data.collate import pad_waves
+
+    tokens = [torch.tensor(model.tokenizer.encode(word)) for word in DIGITS]
+    token_lengths = torch.tensor([len(t) for t in tokens])
+    padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True)
+    smoothing, model.config.label_smoothing = model.config.label_smoothing, 0.0
+    rows = []
+    try:
+        with torch.no_grad():
+            for wave in waves:
+                batch, lengths = pad_waves([wave] * len(DIGITS))
+                out = model(batch, lengths, padded, token_lengths)
+                rows.append((-out.utterance_loss * (token_lengths + 1).float()).numpy())
+    finally:
+        model.config.label_smoothing = smoothing
+    return np.stack(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="fsdd_loso.py output folders (one per run)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="FSDD recordings")
+    parser.add_argument("--folds", default="", help="comma-separated held-out speakers (default: all found)")
+    parser.add_argument("--top", type=int, default=5, help="confusion pairs shown per fold")
+    parser.add_argument("--ensemble", action="store_true", help="also score the 10 digit words with each run's "
+                        "model and report each run's and the summed scores' closed-vocabulary WER")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from speechseq.audio import load_audio
+    from speechseq.inference import transcribe
+    from speechseq.models import from_pretrained
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    runs = [fold_models(folder) for folder in args.folders]
+    wanted = [f for f in args.folds.split(",") if f] or sorted(set().union(*runs))
+    print("| held-out | run | WER % | most frequent confusions (reference→hypothesis ×count) |")
+    print("|---|---|---|---|")
+    for speaker in wanted:
+        files, refs = speaker_files(args.root, speaker)
+        hyps, scores = [], []
+        for folder, models in zip(args.folders, runs):
+            if speaker not in models:
+                continue
+            model = from_pretrained(models[speaker])
+            texts = [r.text.strip() for r in transcribe(model, [str(f) for f in files], batch_size=32)]
+            hyps.append(texts)
+            pairs = ", ".join(f"{r}→{h} ×{n}" for (r, h), n in confusions(refs, texts).most_common(args.top))
+            wer = 100.0 * sum(r != h for r, h in zip(refs, texts)) / len(refs)
+            print(f"| {speaker} | {folder} | {wer:.1f} | {pairs} |", flush=True)
+            if args.ensemble:
+                rate = model.feature_config.sample_rate
+                scores.append(digit_scores(model, [load_audio(f, rate) for f in files]))
+        if len(hyps) >= 2:
+            errors, same = shared_errors(refs, hyps[0], hyps[1])
+            print(f"| {speaker} | runs 1 and 2 | | {same} of run 1's {errors} errors made identically by run 2 |")
+        if len(scores) >= 2:
+            gold = np.array([DIGITS.index(r) for r in refs])
+            each = " / ".join(f"{100.0 * np.mean(s.argmax(1) != gold):.1f}" for s in scores)
+            summed = 100.0 * np.mean(sum(scores).argmax(1) != gold)
+            print(f"| {speaker} | ensemble | {summed:.1f} | closed-vocabulary WER of each run: {each} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
