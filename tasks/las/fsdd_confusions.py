@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
+from fsdd_beam import DEFAULT_ROOT, fold_models  # noqa: E402
+
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -43,11 +44,6 @@ def shared_errors(references: list[str], first: list[str], second: list[str]) ->
     """
     wrong = [i for i, (r, h) in enumerate(zip(references, first)) if r != h]
     return len(wrong), sum(first[i] == second[i] for i in wrong)
-
-
-def fold_models(folder: Path) -> dict[str, Path]:
-    """Held-out speaker -> exported model folder, for every ``{speaker}/final`` (the ``all`` run has none)."""
-    return {f.parent.name: f for f in sorted(folder.glob("*/final")) if f.parent.name != "all"}
 
 
 def speaker_files(root: Path, speaker: str) -> tuple[list[Path], list[str]]:
@@ -89,14 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                         "model and report each run's and the summed scores' closed-vocabulary WER")
     args = parser.parse_args(argv)
 
-    import torch
-
     from speechseq.audio import load_audio
     from speechseq.inference import transcribe
     from speechseq.models import from_pretrained
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    runs = [fold_models(folder) for folder in args.folders]
+    runs = [fold_models([folder]) for folder in args.folders]
     wanted = [f for f in args.folds.split(",") if f] or sorted(set().union(*runs))
     print("| held-out | run | WER % | most frequent confusions (reference→hypothesis ×count) |")
     print("|---|---|---|---|")
