@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
 from fsdd_beam import DEFAULT_ROOT, fold_models  # noqa: E402
 
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+from speechseq.data.readers import DIGIT_WORDS as DIGITS  # noqa: E402
+from speechseq.data.readers import load_fsdd  # noqa: E402
 
 
 def confusions(references: list[str], hypotheses: list[str]) -> collections.Counter:
@@ -47,9 +48,9 @@ def shared_errors(references: list[str], first: list[str], second: list[str]) ->
 
 
 def speaker_files(root: Path, speaker: str) -> tuple[list[Path], list[str]]:
-    """All recordings of ``speaker`` (sorted) and their digit words."""
-    files = sorted(root.glob(f"*_{speaker}_*.wav"))
-    return files, [DIGITS[int(f.name.split("_", 1)[0])] for f in files]
+    """All recordings of ``speaker`` (in the reader's digit, index order) and their digit words."""
+    rows = load_fsdd(root, speakers=[speaker])
+    return [Path(audio["path"]) for audio in rows["audio"]], list(rows["text"])
 
 
 def digit_scores(model, waves: list[np.ndarray]) -> np.ndarray:
