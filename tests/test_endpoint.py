@@ -128,3 +128,32 @@ def test_a_non_positive_trim_db_or_floor_db_is_a_config_error() -> None:
     for key, bad in cases:
         with pytest.raises(ConfigError, match=key):
             LASModel(LASConfig(vocab_size=8, **bad), FeatureConfig.asr_16k())
+
+
+def test_utterance_normalisation_removes_gain_but_keeps_the_spectral_envelope_that_band_normalisation_drops() -> None:
+    # Two one-"word" utterances with the same movement over time but different average spectra (envelopes).
+    time = torch.linspace(0, 1, 12).unsqueeze(-1)  # (T, 1)
+    movement = torch.sin(6.0 * time) * torch.tensor([1.0, 0.5, 0.2, 0.1])  # (T, F)
+    word_a = movement + torch.tensor([0.0, -1.0, -4.0, -6.0])
+    word_b = movement + torch.tensor([-6.0, -1.0, -1.0, 0.0])
+    feats = torch.stack([word_a, word_b])
+    frames = torch.tensor([12, 12])
+    band = normalize_utterances(feats, frames)
+    torch.testing.assert_close(band[0], band[1])  # per-band normalisation: the envelope is gone
+    whole = normalize_utterances(feats, frames, per_band=False)
+    assert float((whole[0] - whole[1]).abs().mean()) > 0.5  # one mean/variance per utterance keeps it
+    # gain (a constant in the log domain) and padding change nothing
+    louder = normalize_utterances(feats + 3.0, frames, per_band=False)
+    torch.testing.assert_close(louder, whole)
+    padded = torch.cat([feats[:1], torch.full((1, 5, 4), 9.0)], dim=1)
+    alone = normalize_utterances(padded, torch.tensor([12]), per_band=False)
+    torch.testing.assert_close(alone[0, :12], whole[0])
+    assert float(alone[0, 12:].abs().max()) == 0.0
+    flat = whole.reshape(2, -1)
+    torch.testing.assert_close(flat.mean(1), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(flat.var(1, unbiased=False), torch.ones(2), atol=1e-3, rtol=0)
+
+
+def test_an_unknown_normalisation_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="normalization"):
+        LASModel(LASConfig(vocab_size=8, normalization="speaker"), FeatureConfig.asr_16k())

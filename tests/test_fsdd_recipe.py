@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,6 @@ def test_config_features_ignore_the_empty_band(fsdd_dir: Path) -> None:
     """The packaged FSDD config loads strictly, and its front end does not see above FSDD's 4 kHz Nyquist."""
     import dataclasses
 
-    import numpy as np
     import torch
 
     from speechseq.config import load_task_config
@@ -152,3 +152,77 @@ def test_digit_scores_of_a_padded_candidate_batch_equal_each_word_scored_alone(c
         with torch.no_grad():
             alone = model(torch.from_numpy(wave)[None], torch.tensor([len(wave)]), tokens, torch.tensor([len(word)]))
         assert scores[0, k] == pytest.approx(-float(alone.utterance_loss[0]) * (len(word) + 1), rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def eq_script():
+    """tasks/las/fsdd_speaker_eq.py imported as a module."""
+    path = REPO_ROOT / "tasks" / "las" / "fsdd_speaker_eq.py"
+    spec = importlib.util.spec_from_file_location("fsdd_speaker_eq", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mini_fsdd(fsdd_dir: Path, folder: Path, takes: dict[str, range]) -> Path:
+    """A folder of links to some FSDD recordings (nothing copied): speaker -> takes of every digit."""
+    folder.mkdir()
+    for speaker, indices in takes.items():
+        for digit in range(10):
+            for index in indices:
+                name = f"{digit}_{speaker}_{index}.wav"
+                (folder / name).symlink_to(fsdd_dir / name)
+    return folder
+
+
+def test_speaker_eq_reference_is_the_training_speakers_and_ignores_the_held_out_one(
+    eq_script, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    from speechseq.audio import load_audio
+
+    src_a = _mini_fsdd(fsdd_dir, tmp_path / "src_a", {"george": range(2), "jackson": range(2), "lucas": range(2)})
+    src_b = _mini_fsdd(fsdd_dir, tmp_path / "src_b", {"george": range(2, 5), "jackson": range(2), "lucas": range(2)})
+    record_a = eq_script.equalize_folder(src_a, tmp_path / "a", ["jackson", "lucas"])
+    record_b = eq_script.equalize_folder(src_b, tmp_path / "b", ["lucas", "jackson"])
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.wav")) == sorted(p.name for p in src_a.iterdir())
+    assert record_a["reference_speakers"] == ["jackson", "lucas"] and record_a["sample_rate"] == 8000
+    # Other recordings of the held-out speaker change nothing for the reference speakers, to the byte.
+    assert record_a["reference"] == record_b["reference"]
+    for name in ("0_jackson_0.wav", "7_lucas_1.wav"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # The held-out speaker is filtered (his curve is far from theirs), keeping his length.
+    george, original = load_audio(tmp_path / "a" / "2_george_1.wav"), load_audio(fsdd_dir / "2_george_1.wav")
+    assert george.shape == original.shape and np.abs(george - original).max() > 0.05
+    # The same request reuses the folder; another reference rewrites it.
+    stamp = (tmp_path / "a" / "0_jackson_0.wav").stat().st_mtime_ns
+    eq_script.equalize_folder(src_a, tmp_path / "a", ["jackson", "lucas"])
+    assert (tmp_path / "a" / "0_jackson_0.wav").stat().st_mtime_ns == stamp
+    assert eq_script.equalize_folder(src_a, tmp_path / "a", ["jackson"])["reference_speakers"] == ["jackson"]
+    assert (tmp_path / "a" / "0_jackson_0.wav").read_bytes() != (tmp_path / "b" / "0_jackson_0.wav").read_bytes()
+
+
+def test_speaker_eq_refuses_a_missing_reference_speaker_and_mixed_rates(
+    eq_script, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    from speechseq.audio import load_audio, save_audio
+    from speechseq.errors import AudioError
+
+    src = _mini_fsdd(fsdd_dir, tmp_path / "src", {"george": range(1), "jackson": range(1)})
+    with pytest.raises(ValueError, match="nicolas"):
+        eq_script.equalize_folder(src, tmp_path / "out", ["nicolas"])
+    save_audio(src / "0_lucas_0.wav", load_audio(fsdd_dir / "0_lucas_0.wav", 16000), 16000)
+    with pytest.raises(AudioError, match="0_lucas_0.wav"):
+        eq_script.equalize_folder(src, tmp_path / "out", ["george"])
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_speaker_eq_runs_each_read_their_own_copy_equalised_to_their_training_speakers(
+    loso, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    plans = loso.plan_runs(fsdd_dir, tmp_path, ["george", "lucas"], True, ["seed=1"], speaker_eq=True)
+    everyone = loso.fsdd_speakers(fsdd_dir)
+    for plan in plans:
+        assert plan.root == tmp_path / "audio" / plan.name
+        assert plan.equalize == (fsdd_dir, [s for s in everyone if s != plan.held_out])
+    assert plans[-1].name == "all" and plans[-1].equalize[1] == everyone
+    assert loso.plan_runs(fsdd_dir, tmp_path, ["george"], False, [])[0].root == fsdd_dir

@@ -63,20 +63,26 @@ class CTCOutput:
     utterance_loss: torch.Tensor | None = None
 
 
-def normalize_utterances(features: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-utterance, per-bin mean/variance normalisation over the valid frames; padding becomes 0.
+def normalize_utterances(
+    features: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5, per_band: bool = True
+) -> torch.Tensor:
+    """Per-utterance mean/variance normalisation over the valid frames; padding becomes 0.
 
     Args:
         features: (B, T, F).
         lengths: (B,) valid frames.
+        per_band: one mean and variance per bin (cepstral mean/variance normalisation); ``False`` uses one
+            mean and variance over all the utterance's cells, which removes its gain but keeps its spectral
+            envelope (per-bin normalisation of a one-word utterance subtracts the word's average spectrum).
 
     Returns:
         (B, T, F) normalised features, identical for an utterance alone or padded in a batch.
     """
     mask = lengths_to_mask(lengths, features.size(1)).unsqueeze(-1).to(features.dtype)  # (B, T, 1)
-    count = lengths.clamp(min=1).to(features.dtype).view(-1, 1, 1)
-    mean = (features * mask).sum(1, keepdim=True) / count
-    var = (((features - mean) * mask) ** 2).sum(1, keepdim=True) / count
+    dims = (1,) if per_band else (1, 2)
+    count = lengths.clamp(min=1).to(features.dtype).view(-1, 1, 1) * (1 if per_band else features.size(2))
+    mean = (features * mask).sum(dims, keepdim=True) / count
+    var = (((features - mean) * mask) ** 2).sum(dims, keepdim=True) / count
     return (features - mean) / torch.sqrt(var + eps) * mask
 
 

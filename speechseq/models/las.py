@@ -97,6 +97,9 @@ class LASConfig:
         trim_margin: frames kept on each side of the loud span when trimming.
         floor_db: raise every log-mel cell to at least this many dB below the utterance's loudest
             (:func:`speechseq.endpoint.floor_relative`), before normalisation; ``None`` keeps them.
+        normalization: ``band``: each utterance's mel bands to zero mean and unit variance each;
+            ``utterance``: one mean and variance over all its cells, which keeps the spectral envelope
+            (for one-word inputs, whose per-band means are much of the word).
     """
 
     vocab_size: int = 0
@@ -115,6 +118,7 @@ class LASConfig:
     trim_db: float | None = None
     trim_margin: int = 0
     floor_db: float | None = None
+    normalization: Literal["band", "utterance"] = "band"
 
     def encoder_config(self) -> Any:
         """The config of the encoder that ``backbone`` uses."""
@@ -240,7 +244,8 @@ class LASModel(PretrainedModel):
             features, frames = trim_silence(features, frames, self.config.trim_db, self.config.trim_margin)
         if self.config.floor_db is not None:
             features = floor_relative(features, frames, self.config.floor_db)
-        features = self._augment(normalize_utterances(features, frames), frames)
+        per_band = self.config.normalization == "band"
+        features = self._augment(normalize_utterances(features, frames, per_band=per_band), frames)
         memory, lengths = self.encoder(features, frames)
         return EncoderOutput(memory, lengths, self.ctc_head(memory).float().log_softmax(-1))
 
@@ -351,6 +356,8 @@ def _check_config(config: LASConfig, features: FeatureConfig) -> None:
         raise ConfigError(f"model.trim_db must be > 0 dB (or null), got {config.trim_db}")
     if config.floor_db is not None and config.floor_db <= 0:
         raise ConfigError(f"model.floor_db must be > 0 dB (or null), got {config.floor_db}")
+    if config.normalization not in ("band", "utterance"):
+        raise ConfigError(f"model.normalization must be 'band' or 'utterance', got {config.normalization!r}")
     if config.trim_margin < 0:
         raise ConfigError(f"model.trim_margin must be >= 0 frames, got {config.trim_margin}")
     name = {"rnn": "listener", "transformer": "transformer_encoder", "conformer": "conformer_encoder"}[config.backbone]

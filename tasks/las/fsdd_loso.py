@@ -14,6 +14,11 @@ Usage::
     python tasks/las/fsdd_loso.py --out runs/las_fsdd_loso                  # 5 folds + all
     python tasks/las/fsdd_loso.py --folds george --no-all train.max_steps=100   # one fold, with overrides
     python tasks/las/fsdd_loso.py --dry-run                                 # print the splits, train nothing
+    python tasks/las/fsdd_loso.py --speaker-eq ...     # each run reads FSDD equalised per speaker (below)
+
+With ``--speaker-eq`` every run reads its own copy of the recordings (``{out}/audio/{fold}``, written by
+``tasks/las/fsdd_speaker_eq.py``), in which each speaker's long-term spectrum is brought to the mean of the
+run's *training* speakers: the held-out speaker's audio (no transcripts) sets only his own filter.
 
 Example (dry run, no training)::
 
@@ -35,6 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
+from fsdd_speaker_eq import equalize_folder  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "speechseq" / "configs" / "las_fsdd.yaml"
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -51,6 +59,9 @@ class RunPlan:
         held_out: the speaker forming ``test_unseen`` (``None`` for the all-speakers run).
         overrides: ``key=value`` arguments of ``speechseq.train`` (after ``config=...``).
         output_dir: the run folder (``metrics.json`` and ``final/`` end up there).
+        config: the YAML the run starts from.
+        equalize: ``(source folder, reference speakers)`` when the run reads a speaker-equalised copy
+            (at the run's ``data.root``) that must be written first; ``None`` reads the source as it is.
     """
 
     name: str
@@ -58,6 +69,12 @@ class RunPlan:
     overrides: list[str]
     output_dir: Path
     config: Path = CONFIG
+    equalize: tuple[Path, list[str]] | None = None
+
+    @property
+    def root(self) -> Path:
+        """The recordings folder the run reads (its ``data.root``)."""
+        return Path(next(o for o in self.overrides if o.startswith("data.root=")).split("=", 1)[1])
 
     def command(self) -> list[str]:
         """The exact training command of this run."""
@@ -96,24 +113,34 @@ def fsdd_speakers(root: Path) -> list[str]:
 
 
 def plan_runs(
-    root: Path, out: Path, folds: list[str], with_all: bool, extra: list[str], config: Path = CONFIG
+    root: Path, out: Path, folds: list[str], with_all: bool, extra: list[str], config: Path = CONFIG,
+    speaker_eq: bool = False,
 ) -> list[RunPlan]:
     """The runs to do: one per held-out speaker in ``folds``, then (``with_all``) the all-speakers run.
 
     ``extra`` overrides come before the fold's own, so they cannot move the held-out speaker or the folder.
-    ``config`` is the YAML every run starts from.
+    ``config`` is the YAML every run starts from. With ``speaker_eq``, run ``R`` reads ``{out}/audio/R``, a
+    copy of ``root`` equalised to the mean long-term spectrum of R's training speakers.
     """
+    speakers = fsdd_speakers(root) if speaker_eq else []
     plans = []
-    for speaker in folds:
-        overrides = [f"data.root={root}", *extra, f"data.fsdd_unseen_speakers=[{speaker}]",
-                     f"output_dir={out / speaker}"]
-        plans.append(RunPlan(speaker, speaker, overrides, out / speaker, config))
-    if with_all:
-        # No held-out speaker; selection still uses the validation takes (5-9) of all five speakers.
-        overrides = [f"data.root={root}", *extra, "data.fsdd_unseen_speakers=[]",
-                     f"output_dir={out / ALL_SPEAKERS_RUN}"]
-        plans.append(RunPlan(ALL_SPEAKERS_RUN, None, overrides, out / ALL_SPEAKERS_RUN, config))
+    for name, held_out in [*((s, s) for s in folds), *([(ALL_SPEAKERS_RUN, None)] if with_all else [])]:
+        # The all-speakers run has no held-out speaker; selection still uses everyone's validation takes (5-9).
+        reference = [s for s in speakers if s != held_out]
+        run_root = out / "audio" / name if speaker_eq else root
+        overrides = [f"data.root={run_root}", *extra, f"data.fsdd_unseen_speakers=[{held_out or ''}]",
+                     f"output_dir={out / name}"]
+        plans.append(RunPlan(name, held_out, overrides, out / name, config, (root, reference) if speaker_eq else None))
     return plans
+
+
+def prepare_audio(plan: RunPlan) -> None:
+    """Write the run's speaker-equalised recordings (reused when already there); nothing without ``equalize``."""
+    if plan.equalize is not None:
+        source, reference = plan.equalize
+        record = equalize_folder(source, plan.root, reference)
+        ranges = ", ".join(f"{s} {lo:+.0f}..{hi:+.0f} dB" for s, (lo, hi) in record["gain_db_range"].items())
+        print(f"  equalised to {'+'.join(reference)} in {plan.root}: {ranges}", flush=True)
 
 
 def split_speakers(plan: RunPlan) -> dict[str, dict[str, int]]:
@@ -202,6 +229,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--folds", default="", help="comma-separated held-out speakers (default: every speaker)")
     parser.add_argument("--no-all", action="store_true", help="skip the all-speakers run")
     parser.add_argument("--dry-run", action="store_true", help="print each run's command and splits; train nothing")
+    parser.add_argument("--speaker-eq", action="store_true",
+                        help="equalise every speaker to the run's training speakers first (fsdd_speaker_eq.py)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every run (e.g. seed=1)")
     return parser.parse_args(argv)
 
@@ -211,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root, out = args.root.resolve(), args.out.resolve()
     folds = [s for s in args.folds.split(",") if s] or fsdd_speakers(root)
-    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve())
+    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve(), args.speaker_eq)
     results = []
     for plan in plans:
         print(" ".join(plan.command()), flush=True)
+        prepare_audio(plan)
         if args.dry_run:
             for split, counts in split_speakers(plan).items():
                 print(f"  {split}: {counts}", flush=True)
