@@ -226,3 +226,18 @@ def test_speaker_eq_runs_each_read_their_own_copy_equalised_to_their_training_sp
         assert plan.equalize == (fsdd_dir, [s for s in everyone if s != plan.held_out])
     assert plans[-1].name == "all" and plans[-1].equalize[1] == everyone
     assert loso.plan_runs(fsdd_dir, tmp_path, ["george"], False, [])[0].root == fsdd_dir
+
+
+def test_scoring_scripts_read_a_speaker_eq_folds_own_recordings(tmp_path: Path) -> None:
+    path = REPO_ROOT / "tasks" / "las" / "fsdd_beam.py"
+    spec = importlib.util.spec_from_file_location("fsdd_beam", path)
+    beam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(beam)
+    for fold in ("george", "lucas"):
+        (tmp_path / "out" / fold / "final").mkdir(parents=True)
+    (tmp_path / "out" / "audio" / "george").mkdir(parents=True)
+    (tmp_path / "out" / "audio" / "george" / "speaker_eq.json").write_text("{}")
+    (tmp_path / "out" / "audio" / "lucas").mkdir(parents=True)  # no record: an interrupted equalisation
+    models = beam.fold_models([tmp_path / "out"])
+    assert beam.fold_root(models["george"], "george", tmp_path / "orig") == tmp_path / "out" / "audio" / "george"
+    assert beam.fold_root(models["lucas"], "lucas", tmp_path / "orig") == tmp_path / "orig"

@@ -30,6 +30,13 @@ def fold_models(folders: list[Path]) -> dict[str, Path]:
     return found
 
 
+def fold_root(model_dir: Path, speaker: str, default: Path) -> Path:
+    """The recordings a fold was trained and scored on: its speaker-equalised copy (``fsdd_loso.py
+    --speaker-eq`` writes ``OUT/audio/{speaker}``) when there is one, else ``default``."""
+    equalised = model_dir.parents[1] / "audio" / speaker
+    return equalised if (equalised / "speaker_eq.json").is_file() else default
+
+
 def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight: float) -> dict[str, float]:
     """Greedy and beam WER (%) of one fold's model on all recordings of its held-out ``speaker``."""
     from speechseq.inference import default_options, evaluate
@@ -51,7 +58,8 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="FSDD recordings folder")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                        help="FSDD recordings folder (a --speaker-eq fold reads its own equalised copy)")
     parser.add_argument("--beam", type=int, default=10)
     parser.add_argument("--ctc-weight", type=float, default=0.3)
     args = parser.parse_args(argv)
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no '*/final' fold models under {[str(f) for f in args.folders]}")
     results = {}
     for speaker, model_dir in models.items():
-        results[speaker] = score_fold(model_dir, speaker, args.root, args.beam, args.ctc_weight)
+        root = fold_root(model_dir, speaker, args.root)
+        results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
         print(speaker, results[speaker], flush=True)
     folds = list(results.values())
     results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in ("greedy_wer", "beam_wer")}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
-from fsdd_beam import DEFAULT_ROOT, fold_models  # noqa: E402
+from fsdd_beam import DEFAULT_ROOT, fold_models, fold_root  # noqa: E402
 
 from speechseq.data.readers import DIGIT_WORDS as DIGITS  # noqa: E402
 from speechseq.data.readers import load_fsdd  # noqa: E402
@@ -79,7 +79,8 @@ def digit_scores(model, waves: list[np.ndarray]) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="fsdd_loso.py output folders (one per run)")
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="FSDD recordings")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                        help="FSDD recordings (a --speaker-eq fold reads its own equalised copy)")
     parser.add_argument("--folds", default="", help="comma-separated held-out speakers (default: all found)")
     parser.add_argument("--top", type=int, default=5, help="confusion pairs shown per fold")
     parser.add_argument("--ensemble", action="store_true", help="also score the 10 digit words with each run's "
@@ -95,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| held-out | run | WER % | most frequent confusions (reference→hypothesis ×count) |")
     print("|---|---|---|---|")
     for speaker in wanted:
-        files, refs = speaker_files(args.root, speaker)
         hyps, scores = [], []
         for folder, models in zip(args.folders, runs):
             if speaker not in models:
                 continue
+            files, refs = speaker_files(fold_root(models[speaker], speaker, args.root), speaker)
             model = from_pretrained(models[speaker])
             texts = [r.text.strip() for r in transcribe(model, [str(f) for f in files], batch_size=32)]
             hyps.append(texts)
