@@ -54,12 +54,26 @@ def speaker_files(root: Path, speaker: str) -> tuple[list[Path], list[str]]:
 
 
 def digit_scores(model, waves: list[np.ndarray]) -> np.ndarray:
-    """(N, 10) log-score of each digit word per recording (at the model's rate): the model's joint CTC/attention
-    score of the word (``speechseq.speaker_warp.transcript_scores``), the ten words as one padded batch."""
-    from speechseq.speaker_warp import transcript_scores
+    """(N, 10) log-score of each digit word per recording: the model's joint CTC/attention loss, negated and
+    summed over the word's tokens (+ end of sentence), without label smoothing."""
+    import torch
 
-    rate = model.feature_config.sample_rate
-    return np.stack([transcript_scores(model, [wave] * len(DIGITS), DIGITS, rate) for wave in waves])
+    from speechseq.data.collate import pad_waves
+
+    tokens = [torch.tensor(model.tokenizer.encode(word)) for word in DIGITS]
+    token_lengths = torch.tensor([len(t) for t in tokens])
+    padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True)
+    smoothing, model.config.label_smoothing = model.config.label_smoothing, 0.0
+    rows = []
+    try:
+        with torch.no_grad():
+            for wave in waves:
+                batch, lengths = pad_waves([wave] * len(DIGITS))
+                out = model(batch, lengths, padded, token_lengths)
+                rows.append((-out.utterance_loss * (token_lengths + 1).float()).numpy())
+    finally:
+        model.config.label_smoothing = smoothing
+    return np.stack(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
