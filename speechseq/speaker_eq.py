@@ -87,7 +87,8 @@ def long_term_spectrum(
         magnitude = np.abs(_stft(np.asarray(wave, dtype=np.float32), sample_rate, config)) + 1e-8  # (K, N)
         level_db = 10.0 * np.log10((magnitude**2).sum(axis=0))
         loud = np.log(magnitude[:, level_db >= level_db.max() - config.top_db])
-        total = loud.sum(axis=1) if total is None else total + loud.sum(axis=1)
+        frame_sum = loud.sum(axis=1, dtype=np.float64)  # float64 throughout: a curve saved as JSON reloads exactly
+        total = frame_sum if total is None else total + frame_sum
         count += loud.shape[1]
     if total is None or count == 0:
         raise AudioError(source, "no recordings (or none with sound) to measure a long-term spectrum from")

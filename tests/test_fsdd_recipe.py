@@ -193,6 +193,11 @@ def test_speaker_eq_reference_is_the_training_speakers_and_ignores_the_held_out_
     # The held-out speaker is filtered (his curve is far from theirs), keeping his length.
     george, original = load_audio(tmp_path / "a" / "2_george_1.wav"), load_audio(fsdd_dir / "2_george_1.wav")
     assert george.shape == original.shape and np.abs(george - original).max() > 0.05
+    # A new speaker's folder (any names, --one-speaker) equalised to a saved reference gets the same filter.
+    alone = _mini_fsdd(fsdd_dir, tmp_path / "george_only", {"george": range(2)})
+    eq_script.equalize_folder(alone, tmp_path / "c", reference_file=tmp_path / "a" / "speaker_eq.json", one_speaker=True)
+    for name in ("2_george_1.wav", "9_george_0.wav"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
     # The same request reuses the folder; another reference rewrites it.
     stamp = (tmp_path / "a" / "0_jackson_0.wav").stat().st_mtime_ns
     eq_script.equalize_folder(src_a, tmp_path / "a", ["jackson", "lucas"])
