@@ -18,15 +18,19 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def loso():
-    """The fold script imported as a module (tasks/ is not a package the library may import)."""
-    path = REPO_ROOT / "tasks" / "las" / "fsdd_loso.py"
-    spec = importlib.util.spec_from_file_location("fsdd_loso", path)
+def task_script(name: str):
+    """``tasks/las/{name}.py`` imported as a module (tasks/ is not a package the library may import)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tasks" / "las" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["fsdd_loso"] = module  # dataclasses look their module up by name
+    sys.modules[name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def loso():
+    """The fold script."""
+    return task_script("fsdd_loso")
 
 
 def test_speakers_found(loso, fsdd_dir: Path) -> None:
@@ -115,12 +119,8 @@ def test_config_features_ignore_the_empty_band(fsdd_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def confusions_script():
-    """tasks/las/fsdd_confusions.py imported as a module."""
-    path = REPO_ROOT / "tasks" / "las" / "fsdd_confusions.py"
-    spec = importlib.util.spec_from_file_location("fsdd_confusions", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tasks/las/fsdd_confusions.py."""
+    return task_script("fsdd_confusions")
 
 
 def test_confusions_and_errors_shared_by_two_runs(confusions_script, fsdd_dir: Path) -> None:
@@ -156,12 +156,8 @@ def test_digit_scores_of_a_padded_candidate_batch_equal_each_word_scored_alone(c
 
 @pytest.fixture(scope="module")
 def eq_script():
-    """tasks/las/fsdd_speaker_eq.py imported as a module."""
-    path = REPO_ROOT / "tasks" / "las" / "fsdd_speaker_eq.py"
-    spec = importlib.util.spec_from_file_location("fsdd_speaker_eq", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tasks/las/fsdd_speaker_eq.py."""
+    return task_script("fsdd_speaker_eq")
 
 
 def _mini_fsdd(fsdd_dir: Path, folder: Path, takes: dict[str, range]) -> Path:
@@ -234,10 +230,7 @@ def test_speaker_eq_runs_each_read_their_own_copy_equalised_to_their_training_sp
 
 
 def test_scoring_scripts_read_a_speaker_eq_folds_own_recordings(tmp_path: Path) -> None:
-    path = REPO_ROOT / "tasks" / "las" / "fsdd_beam.py"
-    spec = importlib.util.spec_from_file_location("fsdd_beam", path)
-    beam = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(beam)
+    beam = task_script("fsdd_beam")
     for fold in ("george", "lucas"):
         (tmp_path / "out" / fold / "final").mkdir(parents=True)
     (tmp_path / "out" / "audio" / "george").mkdir(parents=True)
