@@ -5,8 +5,9 @@ waveform, so that any model and front end can use it. A speaker's *long-term spe
 STFT magnitude over the loud frames of all their recordings, smoothed along frequency. Filtering each of their
 recordings by ``reference − speaker`` (in the log domain) gives every speaker the reference's long-term
 spectrum: what the recording chain and the speaker's vocal tract add to every sound alike is gone, what tells
-one word from another stays. It needs a speaker's audio, no transcripts. On FSDD's held-out speakers it took
-the LAS fold models from 21 % to single-digit WER on most folds (``tasks/las/README.md``).
+one word from another stays. It needs a speaker's audio, no transcripts. With per-utterance (not per-band)
+feature normalisation it halved the FSDD fold models' mean held-out-speaker WER, 23.2 -> 12.1 %
+(``tasks/las/README.md``).
 
 Example (a speaker recorded through a bright microphone is brought to a flat reference):
     >>> import numpy as np
