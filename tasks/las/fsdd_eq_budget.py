@@ -24,6 +24,7 @@ from fsdd_beam import DEFAULT_ROOT, fold_models  # noqa: E402
 from fsdd_confusions import speaker_files  # noqa: E402
 
 from speechseq.audio import load_audio  # noqa: E402
+from speechseq.inference import transcribe  # noqa: E402
 from speechseq.metrics import word_error_rate  # noqa: E402
 from speechseq.speaker_eq import EqualizerConfig, equalize, long_term_spectrum  # noqa: E402
 
@@ -36,15 +37,6 @@ def sample_curve(
         return long_term_spectrum(waves, rate, config)
     chosen = np.random.default_rng(seed).choice(len(waves), size=count, replace=False)
     return long_term_spectrum([waves[i] for i in chosen], rate, config)
-
-
-def transcribe_all(model, waves: list[np.ndarray], rate: int, batch: int = 50) -> list[str]:
-    """Greedy transcripts, ``batch`` recordings at a time."""
-    import torch
-
-    with torch.no_grad():
-        return [text for start in range(0, len(waves), batch)
-                for text in model.transcribe(waves[start:start + batch], sample_rate=rate)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             wers = []
             for seed in range(1 if size is None else args.draws):
                 gain = reference - sample_curve(waves, size, seed, rate, config)
-                hyps = transcribe_all(model, [equalize(w, rate, gain, config) for w in waves], rate)
+                equalised = [(equalize(w, rate, gain, config), rate) for w in waves]
+                hyps = [r.text.strip() for r in transcribe(model, equalised, batch_size=32)]
                 wers.append(100 * word_error_rate(words, hyps))
             means[name].append(float(np.mean(wers)))
             cells.append(f"{np.mean(wers):.1f}" + (f" ({min(wers):.1f}–{max(wers):.1f})" if len(wers) > 1 else ""))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from speechseq.audio import audio_info, load_audio, save_audio
+from speechseq.data.readers import DatasetFormatError, load_fsdd
 from speechseq.errors import AudioError
 from speechseq.speaker_eq import EqualizerConfig, equalize, long_term_spectrum
 
@@ -38,19 +39,19 @@ RECORD = "speaker_eq.json"
 
 
 def group_by_speaker(src: Path, one_speaker: bool = False) -> dict[str, list[Path]]:
-    """Speaker -> sorted WAV files: FSDD's ``{digit}_{speaker}_{index}.wav``, or all files as one speaker."""
-    files = sorted(src.glob("*.wav"))
-    if not files:
-        raise FileNotFoundError(f"{src}: no .wav files")
+    """Speaker -> WAV files: FSDD's (as the library's reader names them), or all files as one speaker."""
     if one_speaker:
+        files = sorted(src.glob("*.wav"))
+        if not files:
+            raise FileNotFoundError(f"{src}: no .wav files")
         return {"speaker": files}
+    try:
+        rows = load_fsdd(src)
+    except DatasetFormatError as error:
+        raise DatasetFormatError(f"{error} (use --one-speaker for one speaker's recordings)") from error
     groups: dict[str, list[Path]] = defaultdict(list)
-    for path in files:
-        parts = path.stem.split("_")
-        if len(parts) != 3:
-            raise ValueError(f"{path}: not an FSDD file name ({{digit}}_{{speaker}}_{{index}}.wav); "
-                             "use --one-speaker for one speaker's recordings")
-        groups[parts[1]].append(path)
+    for speaker, audio in zip(rows["speaker"], rows["audio"]):
+        groups[speaker].append(Path(audio["path"]))
     return dict(groups)
 
 
@@ -111,8 +112,8 @@ def equalize_folder(
     if _record_matches(dst, request):
         return json.loads((dst / RECORD).read_text())
 
-    curves = {s: long_term_spectrum((load_audio(p) for p in files), rate, config, source=f"{src} speaker {s}")
-              for s, files in groups.items()}
+    waves = {s: [load_audio(p) for p in files] for s, files in groups.items()}  # read once, used twice
+    curves = {s: long_term_spectrum(waves[s], rate, config, source=f"{src} speaker {s}") for s in groups}
     if reference_file is not None:
         reference = np.asarray(json.loads(reference_file.read_text())["reference"])
     else:
@@ -121,8 +122,8 @@ def equalize_folder(
     for speaker, files in groups.items():
         log_gain = reference - curves[speaker]
         gains_db[speaker] = [round(float(v) * 20 / np.log(10), 1) for v in (log_gain.min(), log_gain.max())]
-        for path in files:
-            save_audio(dst / path.name, equalize(load_audio(path), rate, log_gain, config), rate)
+        for path, wave in zip(files, waves[speaker]):
+            save_audio(dst / path.name, equalize(wave, rate, log_gain, config), rate)
     record = {**request, "reference": reference.tolist(), "gain_db_range": gains_db}
     (dst / RECORD).write_text(json.dumps(record, indent=1) + "\n")  # last: a half-written folder has none
     return record
