@@ -10,6 +10,8 @@
     speechseq evaluate --model runs/las/final --data fsdd:test --data-root ../shared/data/fsdd/recordings
     speechseq evaluate --model runs/las/final --data embedded:test_unseen --beam 10 --ctc-weight 0.3
     speechseq evaluate --model runs/ctc/final --data test.csv                      # a manifest
+    speechseq evaluate --model runs/las_fsdd/all/final --data fsdd:test --data-root ../shared/data/fsdd/recordings \
+        --ctc-weight 0.3 --vocabulary zero,one,two,three,four,five,six,seven,eight,nine   # closed set
     speechseq evaluate --model runs/ctc/final --data openslr/librispeech_asr --split test.clean
 
 ``evaluate`` prints ``{"wer": .., "cer": .., "n": ..}``. Without the lead's CLI, run
@@ -49,6 +51,9 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--score-beam", type=float, default=None,
                        help="prune hypotheses this far below their utterance's best (faster search) [off]")
     group.add_argument("--nbest", type=int, default=1, help="hypotheses reported per input (<= --beam) [1]")
+    group.add_argument("--vocabulary", default=None,
+                       help="closed-set decoding: the allowed transcripts, comma-separated or a text file with one "
+                            "per line; each is scored with the weights above and the best one is the output")
     group.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of LSTM/Linear layers (CPU)")
     group.add_argument("--bf16", action="store_true",
                        help="bfloat16 autocast: faster on CPUs with bf16 units and GPUs; words may differ slightly")
@@ -62,10 +67,26 @@ def decoding_options(args: argparse.Namespace, model: Any, lm: Any = None) -> An
     from speechseq.inference import default_options
 
     ratio = args.max_len_ratio or default_options(model).max_len_ratio
+    # Closed-set decoding scores every allowed transcript: --nbest alone sets how many come back.
+    beam = max(args.beam, args.nbest) if getattr(args, "vocabulary", None) else args.beam
     return DecodingOptions(
-        beam_size=args.beam, ctc_weight=args.ctc_weight, lm_weight=args.lm_weight if lm is not None else 0.0,
+        beam_size=beam, ctc_weight=args.ctc_weight, lm_weight=args.lm_weight if lm is not None else 0.0,
         length_bonus=args.length_bonus, max_len_ratio=ratio, nbest=args.nbest, score_beam=args.score_beam,
     )
+
+
+def read_vocabulary(spec: str | None) -> list[str] | None:
+    """The phrases of ``--vocabulary``: the lines of an existing file, else the comma-separated list."""
+    if spec is None:
+        return None
+    path = Path(spec)
+    if path.is_file():
+        phrases = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        phrases = [p for p in phrases if p]
+        if not phrases:
+            raise ConfigError(f"--vocabulary {spec}: the file has no phrase")
+        return phrases
+    return [p.strip() for p in spec.split(",")]
 
 
 def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -125,7 +146,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         return _stream(args, model, lm)
     options = decoding_options(args, model, lm)
     results = transcribe(model, args.audio, options, lm=lm, batch_size=args.batch_size, progress=_progress(args),
-                         precision="bfloat16" if args.bf16 else "float32")
+                         precision="bfloat16" if args.bf16 else "float32", vocabulary=read_vocabulary(args.vocabulary))
     for i, result in enumerate(results):
         _print_result(result, args.json)
         if args.plot_attention and result.attention is not None:
@@ -142,8 +163,8 @@ def _stream(args: argparse.Namespace, model: Any, lm: Any) -> int:
     from speechseq.audio import load_audio
     from speechseq.streaming import StreamingRecognizer
 
-    if args.beam != 1 or args.nbest != 1 or lm is not None or args.ctc_weight:
-        raise ConfigError("--stream decodes greedily: drop --beam, --nbest, --ctc-weight and --lm")
+    if args.beam != 1 or args.nbest != 1 or lm is not None or args.ctc_weight or args.vocabulary:
+        raise ConfigError("--stream decodes greedily: drop --beam, --nbest, --ctc-weight, --lm and --vocabulary")
     rate = model.feature_config.sample_rate
     recognizer = StreamingRecognizer(model, chunk_seconds=args.chunk_seconds, lookahead_seconds=args.lookahead_seconds)
     for path in args.audio:
@@ -223,7 +244,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(
         model, dataset, decoding_options(args, model, lm), lm=lm, batch_size=args.batch_size,
         progress=_progress(args), normalize_references=not args.no_normalize,
-        precision="bfloat16" if args.bf16 else "float32",
+        precision="bfloat16" if args.bf16 else "float32", vocabulary=read_vocabulary(args.vocabulary),
     )
     print(json.dumps(metrics))
     return 0

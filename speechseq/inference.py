@@ -5,7 +5,10 @@ One entry point covers both families and every decoding mode of :mod:`speechseq.
 * **CTC models** (``CTCModel``): best-path greedy decoding (``beam_size=1``, no LM), or CTC prefix beam
   search, optionally with a language model (shallow fusion);
 * **attention models** (``LASModel``, any backbone): greedy (``beam_size=1``), beam search, joint
-  CTC/attention (``ctc_weight`` > 0), each optionally with a language model.
+  CTC/attention (``ctc_weight`` > 0), each optionally with a language model;
+* **closed-set decoding** for either family (``vocabulary=[...]``): the output is the best of a list of
+  allowed transcripts (digits, commands), each scored exactly with the same weights
+  (:mod:`speechseq.decoding.closed_set`).
 
 Inputs are audio files (WAV, FLAC, ... at any rate), 1-D arrays at the model's rate, ``(array, rate)``
 pairs, or ``datasets.Audio(decode=False)`` dicts; they are resampled to the model's feature rate, sorted by
@@ -38,7 +41,8 @@ import torch
 from speechseq.audio import audio_info, load_audio, resample
 from speechseq.decoding import DecodingOptions, DecodingResult, EncoderOutput, Hypothesis, build_beam_search
 from speechseq.decoding import ctc_beam_search, ctc_greedy
-from speechseq.errors import ConfigError, SpeechSeqError
+from speechseq.decoding.closed_set import closed_set_decode
+from speechseq.errors import ConfigError, SpeechSeqError, UnknownTokenError
 
 AudioInput = Union[str, os.PathLike, np.ndarray, tuple, Mapping[str, Any]]
 
@@ -179,22 +183,30 @@ def decode_batch(
     options: DecodingOptions,
     lm: Any = None,
     precision: str = "float32",
+    candidates: Sequence[Sequence[int]] | None = None,
 ) -> list[DecodingResult]:
     """N-best lists of a padded batch ``wave (B,S)``, ``wave_lengths (B,)`` with the search ``options`` ask for.
 
     ``precision="bfloat16"`` runs the networks under bf16 autocast (matrix products in bf16); CTC
-    posteriors and every score stay float32.
+    posteriors and every score stay float32. ``candidates`` (token ids of the allowed transcripts) replace
+    the search with closed-set scoring (a CTC model scores them with CTC alone).
     """
     with _autocast(precision, wave.device):
         if is_attention_model(model):
             enc = model.encode(wave, wave_lengths)
             ctc = None if enc.ctc_log_probs is None else enc.ctc_log_probs.float()
+            if candidates is not None:
+                return closed_set_decode(model.decoder, EncoderOutput(enc.memory, enc.lengths, ctc), candidates,
+                                         options, lm)
             if options.ctc_weight >= 1.0:  # the decoder weighs 0: it cannot rank the pre-beam
                 options = _score_every_token(options, ctc.size(-1))
             search = build_beam_search(options, decoder=model.decoder, lm=lm)
             return search(EncoderOutput(enc.memory, enc.lengths, ctc))
         out = model(wave, wave_lengths)
         log_probs = out.log_probs.float()
+        if candidates is not None:
+            ctc_only = dataclasses.replace(options, ctc_weight=1.0)
+            return closed_set_decode(None, EncoderOutput(None, out.lengths, log_probs), candidates, ctc_only, lm)
         if options.beam_size == 1 and lm is None:
             return _ctc_best_path(log_probs, out.lengths)
         return ctc_beam_search(log_probs, out.lengths, _score_every_token(options, log_probs.size(-1)), lm=lm)
@@ -249,6 +261,30 @@ def _eval_mode(*modules: Any) -> Iterator[None]:
             m.train(mode)
 
 
+def encode_vocabulary(tokenizer: Any, phrases: Sequence[str]) -> list[list[int]]:
+    """Token ids of each allowed transcript; a clear error for an empty, repeated or unwritable phrase.
+
+    >>> from speechseq.text import CharTokenizer
+    >>> encode_vocabulary(CharTokenizer.from_texts(["yes", "no"]), ["no", "yes"])
+    [[4, 5], [7, 3, 6]]
+    """
+    if not phrases:
+        raise ConfigError("the vocabulary of closed-set decoding is empty")
+    seen: set[str] = set()
+    out = []
+    for i, phrase in enumerate(phrases):
+        if not phrase.strip():
+            raise ConfigError(f"vocabulary entry {i} is empty")
+        if phrase in seen:
+            raise ConfigError(f"vocabulary entry {i} {phrase!r} is repeated")
+        seen.add(phrase)
+        try:
+            out.append(tokenizer.encode(phrase))
+        except UnknownTokenError as err:
+            raise ConfigError(f"vocabulary entry {i} {phrase!r}: the model cannot write it ({err})") from err
+    return out
+
+
 def _batches(order: list[int], batch_size: int) -> Iterator[list[int]]:
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
@@ -262,6 +298,7 @@ def transcribe(
     batch_size: int = 8,
     progress: bool = False,
     precision: str = "float32",
+    vocabulary: Sequence[str] | None = None,
 ) -> list[TranscriptionResult]:
     """Transcribe audio with a CTC or attention ASR model.
 
@@ -275,6 +312,8 @@ def transcribe(
         progress: show a tqdm progress bar on stderr.
         precision: ``"float32"``, or ``"bfloat16"`` (autocast: faster on CPUs with bf16 units and on GPUs;
             transcripts may differ slightly).
+        vocabulary: the allowed transcripts (closed-set decoding): each input's text is the best of
+            them under ``options``' weights (λ, β, length bonus); ``options.nbest`` of them are returned.
 
     Returns:
         One :class:`TranscriptionResult` per input, in input order.
@@ -309,6 +348,7 @@ def transcribe(
     from speechseq.data.collate import pad_waves
 
     options = options or default_options(model)
+    candidates = None if vocabulary is None else encode_vocabulary(model.tokenizer, vocabulary)
     rate = model.feature_config.sample_rate
     sources = [_as_source(item, i, rate) for i, item in enumerate(inputs)]
     order = sorted(range(len(sources)), key=lambda i: -sources[i].duration)  # longest first: OOM shows early
@@ -317,7 +357,7 @@ def transcribe(
     with _eval_mode(model, lm), tqdm(total=len(sources), unit="utt", disable=not progress) as bar:
         for batch in _batches(order, batch_size):
             wave, lengths = pad_waves([_load(sources[i], rate) for i in batch])
-            decoded = decode_batch(model, wave.to(device), lengths.to(device), options, lm, precision)
+            decoded = decode_batch(model, wave.to(device), lengths.to(device), options, lm, precision, candidates)
             for i, result in zip(batch, decoded):
                 results[i] = _to_result(result, sources[i], model.tokenizer)
             bar.update(len(batch))
@@ -333,6 +373,7 @@ def evaluate(
     progress: bool = False,
     normalize_references: bool = True,
     precision: str = "float32",
+    vocabulary: Sequence[str] | None = None,
 ) -> dict[str, float | int]:
     """Corpus WER and CER of ``model`` on an ASR-view dataset (columns ``audio``, ``text``, maybe ``lang``).
 
@@ -340,7 +381,7 @@ def evaluate(
         dataset: a ``datasets.Dataset`` in the ASR view (or any sequence of such rows).
         normalize_references: pass each reference through ``speechseq.text.normalize`` in its row's
             language (what the recipes do to training transcripts), so that "10" is scored as "ten".
-        precision: as in :func:`transcribe`.
+        precision, vocabulary: as in :func:`transcribe`.
 
     Returns:
         ``{"wer": ..., "cer": ..., "n": utterances}`` (corpus-level rates, see :mod:`speechseq.metrics`).
@@ -357,7 +398,8 @@ def evaluate(
     refs = [str(row["text"]) for row in rows]
     if normalize_references:
         refs = [normalize(text, str(row.get("lang") or "en")) for text, row in zip(refs, rows)]
-    results = transcribe(model, [row["audio"] for row in rows], options, lm, batch_size, progress, precision)
+    results = transcribe(model, [row["audio"] for row in rows], options, lm, batch_size, progress, precision,
+                         vocabulary)
     rates = error_rates(refs, [r.text for r in results])
     return {"wer": rates.wer, "cer": rates.cer, "n": len(rows)}
 

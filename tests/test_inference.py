@@ -315,3 +315,55 @@ def test_score_beam_prunes_the_cli_search_as_the_python_api_does(saved, capsys) 
     for line, result in zip([json.loads(x) for x in out.splitlines()], pruned):
         assert [n["text"] for n in line["nbest"]] == [n.text for n in result.nbest]
         assert [n["score"] for n in line["nbest"]] == pytest.approx([n.score for n in result.nbest])
+
+
+def test_closed_set_decoding_picks_the_best_allowed_transcript(las, ctc, data, fsdd_dir: Path) -> None:
+    """``vocabulary=[...]``: the output is always one of the phrases, the training words are read right, and
+    the winner is the phrase whose teacher-forced joint score (the model's own loss terms) is best."""
+    vocabulary = WORDS + OTHER_WORDS + ["nineteen"]
+    waves = data[0] + [load_audio(fsdd_dir / f"{n}.wav", RATE) for n in OTHERS]
+    options = DecodingOptions(beam_size=len(vocabulary), nbest=len(vocabulary), ctc_weight=0.3)
+    for model in (las, ctc):
+        results = transcribe(model, waves, options, batch_size=3, vocabulary=vocabulary)
+        assert [r.text for r in results[:5]] == WORDS
+        assert all(r.text in vocabulary for r in results)
+        assert all(sorted(n.text for n in r.nbest) == sorted(vocabulary) for r in results)
+    tokens, lengths = pad_tokens([las.tokenizer.encode(w) for w in vocabulary])
+    for result, wave in zip(transcribe(las, waves, options, vocabulary=vocabulary), waves):
+        with torch.no_grad():
+            out = las(torch.from_numpy(wave)[None].repeat(len(vocabulary), 1), torch.tensor([len(wave)] * 9),
+                      tokens, lengths)
+        # the loss is per token and label-smoothed: rebuild the unsmoothed sums from the logits instead
+        logp = out.logits.log_softmax(-1)
+        targets = torch.cat([tokens, torch.zeros(len(vocabulary), 1, dtype=torch.long)], 1)
+        targets[torch.arange(len(vocabulary)), lengths] = 2
+        att = (logp.gather(-1, targets[..., None])[..., 0] * (targets != 0)).sum(1)
+        ctc_logp = -torch.nn.functional.ctc_loss(out.encoder.ctc_log_probs.transpose(0, 1), tokens,
+                                                 out.encoder.lengths, lengths, reduction="none")
+        joint = 0.7 * att + 0.3 * ctc_logp
+        assert result.text == vocabulary[int(joint.argmax())]
+        assert result.score == pytest.approx(float(joint.max()), abs=1e-3)
+
+
+def test_cli_vocabulary_from_a_list_or_a_file_and_bad_phrases_are_named(saved, capsys) -> None:
+    folder, files = saved["folder"], saved["files"]
+    reloaded = LASModel.from_pretrained(folder)
+    phrases = ["zero", "one", "two", "three", "seven", "four"]
+    api = transcribe(reloaded, files, DecodingOptions(ctc_weight=0.3), vocabulary=phrases)
+    assert [r.text for r in api] == [WORDS[2], WORDS[3]]
+    listed = saved["root"] / "digits.txt"
+    listed.write_text("\n".join(phrases) + "\n\n")
+    for spec in (",".join(phrases), listed):
+        code, out, _ = run_cli(capsys, "transcribe", "--model", folder, *files, "--ctc-weight", "0.3",
+                               "--vocabulary", spec, "--nbest", "3", "--json", "--no-progress")
+        assert code == 0
+        lines = [json.loads(x) for x in out.splitlines()]
+        assert [line["text"] for line in lines] == [r.text for r in api]
+        assert [line["score"] for line in lines] == pytest.approx([r.score for r in api])
+        assert all(len(line["nbest"]) == 3 for line in lines)
+    for spec, message in [("zero,z€ro", "'z€ro': the model cannot write it"), ("one,,two", "entry 1 is empty"),
+                          ("one,one", "'one' is repeated")]:
+        code, _, err = run_cli(capsys, "transcribe", "--model", folder, files[0], "--vocabulary", spec)
+        assert code == 1 and message in err
+    code, _, err = run_cli(capsys, "transcribe", "--model", folder, files[0], "--stream", "--vocabulary", "one")
+    assert code == 1 and "--vocabulary" in err

@@ -1,8 +1,10 @@
-"""Greedy vs joint CTC/attention beam search on each FSDD fold's held-out speaker.
+"""Greedy vs joint CTC/attention beam search vs closed-set decoding on each FSDD fold's held-out speaker.
 
 Takes the folders written by ``tasks/las/fsdd_loso.py`` (``OUT/{speaker}/final``) and scores every fold's
-model on all recordings of its held-out speaker, greedy and with ``--beam`` + CTC ``--ctc-weight``. No LM:
-each recording holds one word, and the embedded corpus's LM has never seen "zero".
+model on all recordings of its held-out speaker: greedy, with ``--beam`` + CTC ``--ctc-weight``, and
+closed-set (the output is the best of the ten digit words under the same joint score,
+``speechseq.decoding.closed_set``; what a digit recogniser's grammar does). No LM: each recording holds one
+word, and the embedded corpus's LM has never seen "zero".
 
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft                       # every fold folder found there
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft runs/las_fsdd_ft_rest --beam 10 --ctc-weight 0.3
@@ -18,6 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def fold_models(folders: list[Path]) -> dict[str, Path]:
@@ -38,7 +41,7 @@ def fold_root(model_dir: Path, speaker: str, default: Path) -> Path:
 
 
 def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight: float) -> dict[str, float]:
-    """Greedy and beam WER (%) of one fold's model on all recordings of its held-out ``speaker``."""
+    """Greedy, beam and closed-set WER (%) of one fold's model on all recordings of its held-out ``speaker``."""
     from speechseq.inference import default_options, evaluate
     from speechseq.models import from_pretrained
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
@@ -51,6 +54,7 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
     return {
         "greedy_wer": round(100 * evaluate(model, held_out, greedy, batch_size=32)["wer"], 1),
         "beam_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32)["wer"], 1),
+        "closed_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32, vocabulary=DIGITS)["wer"], 1),
         "utterances": len(held_out),
     }
 
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
         print(speaker, results[speaker], flush=True)
     folds = list(results.values())
-    results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in ("greedy_wer", "beam_wer")}
+    results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in ("greedy_wer", "beam_wer", "closed_wer")}
     print(json.dumps(results))
     return 0
 
