@@ -239,3 +239,14 @@ def test_scoring_scripts_read_a_speaker_eq_folds_own_recordings(tmp_path: Path) 
     models = beam.fold_models([tmp_path / "out"])
     assert beam.fold_root(models["george"], "george", tmp_path / "orig") == tmp_path / "out" / "audio" / "george"
     assert beam.fold_root(models["lucas"], "lucas", tmp_path / "orig") == tmp_path / "orig"
+
+
+def test_adaptation_scores_each_half_with_a_model_adapted_on_the_other(fsdd_dir: Path) -> None:
+    """fsdd_adapt.py's halves: disjoint, together every recording of the speaker, split by take."""
+    adapt = task_script("fsdd_adapt")
+    rows = [{"id": p.stem} for p in sorted(fsdd_dir.glob("*_george_*.wav"))]
+    first, second = adapt.halves_by_take(rows)
+    assert len(first) == len(second) == 250
+    assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
+    assert {r["id"] for r in first} | {r["id"] for r in second} == {r["id"] for r in rows}
+    assert all(int(r["id"].split("_")[2]) < 25 for r in first)
