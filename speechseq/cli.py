@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("overrides", nargs="*", help="task=NAME, config=PATH and key=value overrides")
         command.set_defaults(func=func)
     sub.add_parser("tasks", help="list tasks and model families").set_defaults(func=_tasks)
-    add_asr_commands(sub)  # transcribe, evaluate
+    add_asr_commands(sub)  # transcribe, evaluate, adapt
     push = sub.add_parser("push", help="upload a saved model folder to the Hugging Face Hub")
     push.add_argument("folder", help="saved model folder (e.g. runs/ctc/final)")
     push.add_argument("repo_id", help="Hub repository, e.g. me/ctc-digits")

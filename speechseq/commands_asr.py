@@ -1,4 +1,4 @@
-"""The ``speechseq transcribe`` and ``speechseq evaluate`` commands (added to the CLI by ``add_asr_commands``).
+"""The ``speechseq transcribe``, ``evaluate`` and ``adapt`` commands (added to the CLI by ``add_asr_commands``).
 
 ::
 
@@ -14,6 +14,9 @@
         --ctc-weight 0.3 --vocabulary zero,one,two,three,four,five,six,seven,eight,nine   # closed set
     speechseq evaluate --model runs/ctc/final --data openslr/librispeech_asr --split test.clean
 
+    speechseq adapt --model runs/las_fsdd_eq/all/final --vocabulary zero,one,two,three,four,five,six,seven,eight,nine \\
+        --ctc-weight 0.3 --out runs/adapted_to_me my_recordings/*.wav           # self-training, no transcripts
+
 ``evaluate`` prints ``{"wer": .., "cer": .., "n": ..}``. Without the lead's CLI, run
 ``python -m speechseq.commands_asr transcribe ...``.
 """
@@ -21,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -250,11 +254,47 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ adapt
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    """Self-train a copy of the model on its own confident transcripts of the files; save it and a report."""
+    from speechseq.adaptation import SelfTrainingConfig, self_train
+    from speechseq.audio import load_audio
+
+    if args.int8:
+        raise ConfigError("--int8: an int8-quantised model cannot be trained; adapt the float model")
+    model, lm = load_models(args)
+    if lm is not None:
+        raise ConfigError("adapt: --lm is not used to pseudo-label; drop it")
+    vocabulary = read_vocabulary(args.vocabulary)
+    options = decoding_options(args, model)
+    if vocabulary is not None:  # the confidence is the posterior over every allowed phrase
+        options = dataclasses.replace(options, beam_size=len(vocabulary), nbest=len(vocabulary))
+    rate = model.feature_config.sample_rate
+    waves = [load_audio(path, rate) for path in args.audio]
+    config = SelfTrainingConfig(steps=args.steps, lr=args.lr, min_confidence=args.min_confidence, seed=args.seed)
+    adapted, report = self_train(model, waves, config, options, vocabulary, progress=_progress(args))
+    out = Path(args.out)
+    adapted.save_pretrained(out)
+    record = {
+        "model": str(args.model), "settings": dataclasses.asdict(config), "vocabulary": vocabulary,
+        "ctc_weight": options.ctc_weight, "nbest": options.nbest,
+        "files": [{"path": str(p), "text": lab.text, "confidence": round(lab.confidence, 4), "kept": i in report.kept}
+                  for i, (p, lab) in enumerate(zip(args.audio, report.labels))],
+        "losses": [round(x, 4) for x in report.losses],
+    }
+    (out / "adaptation.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+    print(f"kept {len(report.kept)} of {len(waves)} recordings (confidence >= {config.min_confidence}); "
+          f"loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f}; adapted model in {out}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ the parsers
 
 
 def add_asr_commands(subparsers: Any) -> None:
-    """Add ``transcribe`` and ``evaluate`` to the ``speechseq`` sub-command parsers."""
+    """Add ``transcribe``, ``evaluate`` and ``adapt`` to the ``speechseq`` sub-command parsers."""
     tr = subparsers.add_parser("transcribe", help="transcribe audio files with a saved ASR model",
                                description="Transcribe audio files (any rate, WAV/FLAC/...) with a CTC or LAS model.")
     add_decoding_arguments(tr)
@@ -280,6 +320,21 @@ def add_asr_commands(subparsers: Any) -> None:
     ev.add_argument("--max-utterances", type=int, default=None, help="evaluate on at most this many utterances")
     ev.add_argument("--no-normalize", action="store_true", help="score references as they are (no normalize())")
     ev.set_defaults(func=_evaluate)
+
+    ad = subparsers.add_parser(
+        "adapt", help="adapt a saved ASR model to new recordings without transcripts (self-training)",
+        description="Transcribe the files, keep the confident transcripts, fine-tune a copy of the model on them "
+                    "and save it (speechseq.adaptation). The decoding flags choose how the files are transcribed: "
+                    "with --vocabulary (closed set) the confidence is the posterior over every phrase; otherwise "
+                    "give --beam N --nbest N (with --nbest 1 every transcript counts as sure).")
+    add_decoding_arguments(ad)
+    ad.add_argument("audio", nargs="+", help="recordings of the new speaker or domain")
+    ad.add_argument("--out", required=True, help="folder for the adapted model (and adaptation.json)")
+    ad.add_argument("--steps", type=int, default=150, help="updates [150]")
+    ad.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate [3e-4]")
+    ad.add_argument("--min-confidence", type=float, default=0.8, help="keep transcripts at least this sure [0.8]")
+    ad.add_argument("--seed", type=int, default=0)
+    ad.set_defaults(func=_adapt)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,29 @@ def test_nothing_confident_and_bad_settings_are_named(setup, monkeypatch) -> Non
             SelfTrainingConfig(**{key: value})
     with pytest.raises(ConfigError, match="at least one recording"):
         self_train(model, [])
+
+
+def test_cli_adapt_saves_the_adapted_model_and_what_it_learnt_from(setup, fsdd_dir: Path, tmp_path: Path, capsys) -> None:
+    from speechseq.commands_asr import main as asr_main
+    from speechseq.models import from_pretrained
+
+    model, new = setup
+    folder = model.save_pretrained(tmp_path / "model")
+    files = [fsdd_dir / f"{name}.wav" for name in OTHERS + ["0_george_3", "2_jackson_4"]]  # 8 kHz, resampled
+    argv = ["adapt", "--model", folder, "--out", tmp_path / "adapted", "--vocabulary", ",".join(VOCABULARY),
+            "--ctc-weight", "0.3", "--steps", "6", "--lr", "3e-3", "--min-confidence", "0.3", "--no-progress", *files]
+    assert asr_main([str(a) for a in argv]) == 0
+    assert "adapted model in" in capsys.readouterr().out
+    record = json.loads((tmp_path / "adapted" / "adaptation.json").read_text())
+    options = DecodingOptions(beam_size=10, nbest=10, ctc_weight=0.3)
+    config = SelfTrainingConfig(steps=6, lr=3e-3, min_confidence=0.3)
+    api, report = self_train(from_pretrained(folder), new, config, options, VOCABULARY)
+    assert [f["text"] for f in record["files"]] == [lab.text for lab in report.labels]
+    assert [f["kept"] for f in record["files"]] == [i in report.kept for i in range(len(new))]
+    saved = from_pretrained(tmp_path / "adapted")
+    for key, value in api.state_dict().items():
+        torch.testing.assert_close(saved.state_dict()[key], value, rtol=0, atol=1e-6)
+    code = asr_main(["adapt", "--model", str(folder), "--out", str(tmp_path / "x"), "--int8", str(files[0])])
+    assert code == 1 and "--int8" in capsys.readouterr().err
+    code = asr_main(["adapt", "--model", str(folder), "--out", str(tmp_path / "x"), str(tmp_path / "missing.wav")])
+    assert code == 1 and "missing.wav" in capsys.readouterr().err
