@@ -8,10 +8,12 @@ is the full-sequence ``log p_CTC(y | x)`` (the CTC loss, negated), and the LM sc
 ``<eos>``. The same numbers as the beam search's for a hypothesis it finds (``tests/test_closed_set.py``).
 
 >>> import torch
->>> from speechseq.decoding import DecodingOptions
->>> from speechseq.decoding.closed_set import check_candidates
->>> check_candidates([[5, 6], [7]], vocab_size=10)
-[[5, 6], [7]]
+>>> from speechseq.decoding import DecodingOptions, EncoderOutput
+>>> probs = torch.tensor([[[0.1, 0.0, 0.0, 0.8, 0.1], [0.7, 0.0, 0.0, 0.1, 0.2]]])  # (B=1, T=2, V=5)
+>>> ctc_only = EncoderOutput(None, torch.tensor([2]), probs.clamp(min=1e-9).log())
+>>> (result,) = closed_set_decode(None, ctc_only, [[4], [3], [3, 4]], DecodingOptions(ctc_weight=1.0, beam_size=3, nbest=3))
+>>> [(h.tokens, round(h.score, 3)) for h in result.hypotheses]   # p(a) = .8·.7 + .8·.1 + .1·.1, p(ab) = .8·.2
+[([3], -0.431), ([3, 4], -1.833), ([4], -2.207)]
 """
 
 from __future__ import annotations
