@@ -42,9 +42,18 @@ def test_scores_are_the_step_wise_decoder_and_every_ctc_alignment(kind):
         assert totals == sorted(totals, reverse=True)
 
 
+SEARCH_DECODERS = {
+    "location": lambda: las_decoder(seed=5, eos_bias=1.0),
+    "mocha": lambda: las_decoder(seed=5, eos_bias=1.0, kind="mocha"),  # hard monotonic attention in eval
+    "multihead": lambda: las_decoder(seed=5, eos_bias=1.0, kind="multihead"),
+    "transformer": lambda: transformer_decoder(seed=5, eos_bias=1.0),
+}
+
+
 @torch.no_grad()
-def test_a_beam_search_hypothesis_gets_the_score_the_search_gave_it():
-    decoder = las_decoder(seed=5, eos_bias=1.0)
+@pytest.mark.parametrize("kind", sorted(SEARCH_DECODERS))
+def test_a_beam_search_hypothesis_gets_the_score_the_search_gave_it(kind):
+    decoder = SEARCH_DECODERS[kind]()
     options = DecodingOptions(beam_size=4, nbest=4, ctc_weight=0.4, lm_weight=0.3, length_bonus=0.2)
     lm = random_lm(6)
     batch = random_batch(7, [10, 8])
