@@ -119,18 +119,20 @@ def pseudo_label(
     options: DecodingOptions | None = None,
     vocabulary: Sequence[str] | None = None,
     batch_size: int = 32,
+    lm: Any = None,
 ) -> list[PseudoLabel]:
     """Transcripts and confidences of ``waves`` (1-D arrays at the model's rate).
 
     The confidence is the posterior of the best hypothesis among the ``options.nbest`` returned (all the
-    vocabulary's candidates in closed-set decoding); with ``nbest=1`` it is 1 and keeps everything.
+    vocabulary's candidates in closed-set decoding); with ``nbest=1`` it is 1 and keeps everything. ``lm``
+    is fused with weight ``options.lm_weight`` (the better the transcripts, the more the adaptation learns).
     """
     from speechseq.inference import transcribe
 
     if options is None:
         count = len(vocabulary) if vocabulary else 5
         options = DecodingOptions(beam_size=count, nbest=count, ctc_weight=0.3 if _has_ctc(model) else 0.0)
-    results = transcribe(model, list(waves), options, batch_size=batch_size, vocabulary=vocabulary)
+    results = transcribe(model, list(waves), options, lm=lm, batch_size=batch_size, vocabulary=vocabulary)
     return [PseudoLabel(r.text, confidence([n.score for n in r.nbest])) for r in results]
 
 
@@ -145,6 +147,7 @@ def self_train(
     options: DecodingOptions | None = None,
     vocabulary: Sequence[str] | None = None,
     progress: bool = False,
+    lm: Any = None,
 ) -> tuple[Any, SelfTrainingReport]:
     """Fine-tune a copy of ``model`` on its own confident transcripts of ``waves``.
 
@@ -156,6 +159,7 @@ def self_train(
         options: how the pseudo-labels are decoded (see :func:`pseudo_label`).
         vocabulary: closed-set decoding over these transcripts (recommended where it applies).
         progress: a tqdm bar over the updates.
+        lm: a language model fused into the pseudo-labelling search (weight ``options.lm_weight``).
 
     Returns:
         ``(adapted, report)``: the adapted copy, in eval mode, and what was kept and trained.
@@ -171,7 +175,7 @@ def self_train(
     config = config or SelfTrainingConfig()
     if not waves:
         raise ConfigError("self_train needs at least one recording")
-    labels = pseudo_label(model, waves, options, vocabulary, batch_size=config.batch_size)
+    labels = pseudo_label(model, waves, options, vocabulary, batch_size=config.batch_size, lm=lm)
     kept = [i for i, label in enumerate(labels) if label.confidence >= config.min_confidence and label.text]
     if not kept:
         best = max(label.confidence for label in labels)

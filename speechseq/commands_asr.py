@@ -265,21 +265,19 @@ def _adapt(args: argparse.Namespace) -> int:
     if args.int8:
         raise ConfigError("--int8: an int8-quantised model cannot be trained; adapt the float model")
     model, lm = load_models(args)
-    if lm is not None:
-        raise ConfigError("adapt: --lm is not used to pseudo-label; drop it")
     vocabulary = read_vocabulary(args.vocabulary)
-    options = decoding_options(args, model)
+    options = decoding_options(args, model, lm)
     if vocabulary is not None:  # the confidence is the posterior over every allowed phrase
         options = dataclasses.replace(options, beam_size=len(vocabulary), nbest=len(vocabulary))
     rate = model.feature_config.sample_rate
     waves = [load_audio(path, rate) for path in args.audio]
     config = SelfTrainingConfig(steps=args.steps, lr=args.lr, min_confidence=args.min_confidence, seed=args.seed)
-    adapted, report = self_train(model, waves, config, options, vocabulary, progress=_progress(args))
+    adapted, report = self_train(model, waves, config, options, vocabulary, progress=_progress(args), lm=lm)
     out = Path(args.out)
     adapted.save_pretrained(out)
     record = {
         "model": str(args.model), "settings": dataclasses.asdict(config), "vocabulary": vocabulary,
-        "ctc_weight": options.ctc_weight, "nbest": options.nbest,
+        "ctc_weight": options.ctc_weight, "nbest": options.nbest, "lm": args.lm, "lm_weight": options.lm_weight,
         "files": [{"path": str(p), "text": lab.text, "confidence": round(lab.confidence, 4), "kept": i in report.kept}
                   for i, (p, lab) in enumerate(zip(args.audio, report.labels))],
         "losses": [round(x, 4) for x in report.losses],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,3 +121,23 @@ def test_cli_adapt_saves_the_adapted_model_and_what_it_learnt_from(setup, fsdd_d
     assert code == 1 and "--int8" in capsys.readouterr().err
     code = asr_main(["adapt", "--model", str(folder), "--out", str(tmp_path / "x"), str(tmp_path / "missing.wav")])
     assert code == 1 and "missing.wav" in capsys.readouterr().err
+
+
+def test_pseudo_labels_fuse_the_language_model_when_given(setup) -> None:
+    """With an LM weighing 1000, every pseudo-label is the phrase the LM prefers; the confidence is the
+    posterior of the fused scores."""
+    from speechseq.models.lm import LMConfig, RNNLM
+
+    model, new = setup
+    torch.manual_seed(3)
+    lm = RNNLM(LMConfig(vocab_size=model.config.vocab_size, embedding_dim=8, hidden_size=16, num_layers=1)).eval()
+    tokens, lengths = pad_tokens([model.tokenizer.encode(w) for w in VOCABULARY])
+    with torch.no_grad():
+        lm_logp = -lm(tokens, lengths).utterance_nll
+    top2 = lm_logp.topk(2).values
+    assert float(top2[0] - top2[1]) > 0.05  # the LM's favourite is clear enough for the check below
+    options = DecodingOptions(beam_size=10, nbest=10, ctc_weight=0.3, lm_weight=1000.0)
+    labels = pseudo_label(model, new, options, vocabulary=VOCABULARY, lm=lm)
+    assert {lab.text for lab in labels} == {VOCABULARY[int(lm_logp.argmax())]}
+    plain = pseudo_label(model, new, dataclasses.replace(options, lm_weight=0.0), vocabulary=VOCABULARY)
+    assert [lab.text for lab in plain] != [lab.text for lab in labels]
