@@ -4,12 +4,15 @@
     python bench/decoding_rtf.py --model runs/las/final --data fsdd:test --data-root ../shared/data/fsdd/recordings \\
         --beam 8 --ctc-weight 0.3 --batch-sizes 1 16 --repeats 3
     python bench/decoding_rtf.py --model runs/ctc/final --data embedded:test --lm runs/lm/final --threads 1
+    python bench/decoding_rtf.py --model runs/las_fsdd_eq_utt_b/yweweler/final --data fsdd:test_unseen \
+        --data-root runs/las_fsdd_eq_utt_b/audio/yweweler --vocabulary zero,one,two,three,four,five,six,seven,eight,nine
 
 Where ``bench/decoding.py`` times the search alone on random weights of the reference sizes, this script
 times what a user gets from ``speechseq.inference.transcribe`` with a trained model (default decoding
 options, so beam search splits batches into groups of at most ``max_rows`` hypotheses). Configurations:
 
-* attention models (LAS, any backbone): greedy (beam 1), beam B, beam B + CTC (λ), beam B + CTC + LM (λ, β);
+* attention models (LAS, any backbone): greedy (beam 1), beam B, beam B + CTC (λ), beam B + CTC + LM (λ, β),
+  and with ``--vocabulary`` closed-set decoding over the given phrases (+ CTC λ);
 * CTC models: greedy (best path), beam B (CTC prefix search), beam B + LM (β).
 
 The LM configurations need ``--lm``; ``--length-bonus`` applies to every beam configuration (greedy is the
@@ -51,6 +54,7 @@ class Configuration:
     options: DecodingOptions
     uses_lm: bool = False
     precision: str = "float32"
+    vocabulary: list[str] | None = None  # closed-set decoding over these phrases
 
 
 @dataclass
@@ -82,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per configuration and batch (median) [1]")
     parser.add_argument("--score-beam", type=float, nargs="*", default=[],
                         help="also time the last configuration with these score beams (hypothesis pruning)")
+    parser.add_argument("--vocabulary", default=None,
+                        help="also time closed-set decoding over these comma-separated phrases (with CTC λ)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time greedy and the last configuration under bf16 autocast ('... bf16' rows)")
     return parser.parse_args(argv)
@@ -108,6 +114,10 @@ def configurations(model: Any, args: argparse.Namespace, with_lm: bool) -> list[
     if with_lm:
         label = f"beam {b} + CTC {lam:g} + LM {beta:g}" if lam > 0 else f"beam {b} + LM {beta:g}"
         configs.append(Configuration(label, beam(ctc=lam, lm=beta), uses_lm=True))
+    if args.vocabulary:
+        phrases = args.vocabulary.split(",")
+        configs.append(Configuration(f"closed set ({len(phrases)}) + CTC {lam:g}",
+                                     DecodingOptions(ctc_weight=lam, max_len_ratio=ratio), vocabulary=phrases))
     return configs
 
 
@@ -116,7 +126,7 @@ def time_once(model: Any, waves: list[np.ndarray], config: Configuration, lm: An
     """Seconds of one ``transcribe`` over all ``waves`` and the transcripts."""
     start = time.perf_counter()
     results = transcribe(model, waves, config.options, lm=lm if config.uses_lm else None, batch_size=batch_size,
-                         precision=config.precision)
+                         precision=config.precision, vocabulary=config.vocabulary)
     return time.perf_counter() - start, [r.text for r in results]
 
 
@@ -127,7 +137,7 @@ def run_batch_size(configs: list[Configuration], model: Any, lm: Any, waves: lis
     audio = sum(len(w) for w in waves) / model.feature_config.sample_rate
     for config in configs:  # warm-up on one batch
         transcribe(model, waves[:batch_size], config.options, lm=lm if config.uses_lm else None,
-                   batch_size=batch_size, precision=config.precision)
+                   batch_size=batch_size, precision=config.precision, vocabulary=config.vocabulary)
     timings: dict[str, list[float]] = {c.name: [] for c in configs}
     texts: dict[str, list[str]] = {}
     for _ in range(args.repeats):
@@ -194,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
               "data": args.data, "lm": args.lm, "utterances": len(waves), "audio_seconds": audio,
               "threads": args.threads, "torch": torch.__version__, "beam": args.beam,
               "ctc_weight": args.ctc_weight if family == "attention" else None, "lm_weight": args.lm_weight,
-              "length_bonus": args.length_bonus, "repeats": args.repeats, "score_beams": args.score_beam}
+              "length_bonus": args.length_bonus, "repeats": args.repeats, "score_beams": args.score_beam,
+              "vocabulary": args.vocabulary}
     print(json.dumps({**header, "rows": [asdict(r) for r in rows]}))
 
 
