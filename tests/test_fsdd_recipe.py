@@ -250,3 +250,28 @@ def test_adaptation_scores_each_half_with_a_model_adapted_on_the_other(fsdd_dir:
     assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
     assert {r["id"] for r in first} | {r["id"] for r in second} == {r["id"] for r in rows}
     assert all(int(r["id"].split("_")[2]) < 25 for r in first)
+
+
+def test_adapt_fold_scores_every_recording_once_before_and_after(fsdd_dir: Path, tmp_path: Path) -> None:
+    """fsdd_adapt.adapt_fold end to end on a tiny untrained model: its "before" WER is the unadapted model's
+    closed-set WER over all 500 recordings, and two updates of adaptation at lr 0 change no word."""
+    import argparse
+
+    from test_las import tiny_rnn_las
+
+    from speechseq.decoding import DecodingOptions
+    from speechseq.inference import evaluate
+    from speechseq.recipes.base import AsrDataConfig, load_asr_splits
+    from speechseq.text import CharTokenizer
+
+    adapt = task_script("fsdd_adapt")
+    model = tiny_rnn_las(CharTokenizer.from_texts(adapt.DIGITS), "location")
+    folder = model.save_pretrained(tmp_path / "out" / "george" / "final")
+    args = argparse.Namespace(ctc_weight=0.3, steps=2, lr=1e-12, min_confidence=0.0, seed=0)
+    result = adapt.adapt_fold(folder, "george", fsdd_dir, args)
+    held_out = load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(fsdd_dir), fsdd_unseen_speakers=["george"]))
+    direct = evaluate(model.eval(), held_out["test_unseen"], DecodingOptions(ctc_weight=0.3), batch_size=64,
+                      vocabulary=adapt.DIGITS)
+    assert result["utterances"] == 500 and result["kept"] == 500
+    assert result["before_wer"] == round(100 * direct["wer"], 1)
+    assert result["after_wer"] == result["before_wer"]
