@@ -10,7 +10,7 @@
     speechseq evaluate --model runs/las/final --data fsdd:test --data-root ../shared/data/fsdd/recordings
     speechseq evaluate --model runs/las/final --data embedded:test_unseen --beam 10 --ctc-weight 0.3
     speechseq evaluate --model runs/ctc/final --data test.csv                      # a manifest
-    speechseq evaluate --model runs/las_fsdd/all/final --data fsdd:test --data-root ../shared/data/fsdd/recordings \
+    speechseq evaluate --model runs/las_fsdd_eq/all/final --data fsdd:test --data-root ../shared/data/fsdd/recordings \\
         --ctc-weight 0.3 --vocabulary zero,one,two,three,four,five,six,seven,eight,nine   # closed set
     speechseq evaluate --model runs/ctc/final --data openslr/librispeech_asr --split test.clean
 
@@ -72,7 +72,7 @@ def decoding_options(args: argparse.Namespace, model: Any, lm: Any = None) -> An
 
     ratio = args.max_len_ratio or default_options(model).max_len_ratio
     # Closed-set decoding scores every allowed transcript: --nbest alone sets how many come back.
-    beam = max(args.beam, args.nbest) if getattr(args, "vocabulary", None) else args.beam
+    beam = max(args.beam, args.nbest) if args.vocabulary else args.beam
     return DecodingOptions(
         beam_size=beam, ctc_weight=args.ctc_weight, lm_weight=args.lm_weight if lm is not None else 0.0,
         length_bonus=args.length_bonus, max_len_ratio=ratio, nbest=args.nbest, score_beam=args.score_beam,

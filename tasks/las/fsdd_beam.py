@@ -54,7 +54,8 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
     return {
         "greedy_wer": round(100 * evaluate(model, held_out, greedy, batch_size=32)["wer"], 1),
         "beam_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32)["wer"], 1),
-        "closed_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32, vocabulary=DIGITS)["wer"], 1),
+        "closed_wer": round(100 * evaluate(model, held_out, beam_options, batch_size=32, vocabulary=DIGITS)["wer"],
+                            1),
         "utterances": len(held_out),
     }
 
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
         print(speaker, results[speaker], flush=True)
     folds = list(results.values())
-    results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in ("greedy_wer", "beam_wer", "closed_wer")}
+    keys = ("greedy_wer", "beam_wer", "closed_wer")
+    results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in keys}
     print(json.dumps(results))
     return 0
 
