@@ -275,3 +275,14 @@ def test_adapt_fold_scores_every_recording_once_before_and_after(fsdd_dir: Path,
     assert result["utterances"] == 500 and result["kept"] == 500
     assert result["before_wer"] == round(100 * direct["wer"], 1)
     assert result["after_wer"] == result["before_wer"]
+
+
+def test_embedded_adaptation_halves_alternate_and_word_errors_are_counted() -> None:
+    """embedded_adapt.py: a voice's sentences split alternately in id order (disjoint, complete), and the
+    word-error count is the corpus WER times the reference words."""
+    adapt = task_script("embedded_adapt")
+    rows = [{"id": f"s{i:03d}_un01_x-en"} for i in (5, 1, 4, 2, 3)]
+    first, second = adapt.halves(rows)
+    assert [r["id"][:4] for r in first] == ["s001", "s003", "s005"]
+    assert [r["id"][:4] for r in second] == ["s002", "s004"]
+    assert adapt.word_errors(["a b c", "d e"], ["a x c", "d e f"]) == (2, 5)
