@@ -123,8 +123,8 @@ def closed_set_decode(
         raise ConfigError("closed-set decoding with ctc_weight > 0 needs CTC log-probabilities (a CTC head)")
     if weights["lm"] > 0 and lm is None:
         raise ConfigError("closed-set decoding with lm_weight > 0 needs a language model")
-    vocab = inputs.ctc_log_probs.size(-1) if inputs.ctc_log_probs is not None else None
-    vocab = vocab or getattr(decoder, "vocab_size", None) or max(max(c) for c in candidates) + 1
+    # The output vocabulary: the CTC head's, else the decoder's (every speechseq decoder has vocab_size).
+    vocab = inputs.ctc_log_probs.size(-1) if inputs.ctc_log_probs is not None else decoder.vocab_size
     cands = check_candidates(candidates, vocab)
     tokens, lengths = _pad(cands, inputs.device)
     parts: dict[str, torch.Tensor] = {}
