@@ -193,3 +193,36 @@ def test_voice_pools_are_disjoint_in_variants_and_parameters() -> None:
             assert not any(lo <= getattr(v, name) <= hi for lo, hi in getattr(TRAIN_REGION, name))
     assert {v.variant for v in train[: len(TRAIN_VARIANTS)]} == set(TRAIN_VARIANTS)
     assert len({v.speaker for v in train}) == 60
+
+
+def test_unseen_dev_set_has_unseen_voices_no_test_voice_and_only_validation_sentences(corpus, cache, tmp_path) -> None:
+    import importlib.util
+
+    from speechseq.data.readers import load_manifest
+
+    path = Path(__file__).resolve().parents[1] / "tasks" / "las" / "embedded_unseen_dev.py"
+    spec = importlib.util.spec_from_file_location("embedded_unseen_dev", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    test_voices = CONFIG.voices()["unseen"]
+    dev = script.dev_voices(CONFIG, 4)
+    assert not {v.variant for v in dev} & {v.variant for v in test_voices}
+    assert all(v.variant in UNSEEN_VARIANTS and UNSEEN_REGION.contains(v) for v in dev)
+    with pytest.raises(ValueError, match="variants the test voices do not use"):
+        script.dev_voices(CONFIG, len(UNSEEN_VARIANTS))  # more than the pool has left: variants would repeat
+
+    rows = script.write_dev_set(tmp_path / "dev", CONFIG, voices=4, per_sentence=2, cache_dir=str(cache))
+    manifest = load_manifest(tmp_path / "dev" / "manifest.csv")
+    validation = asr_view(corpus["validation"], "en")
+    assert len(manifest) == len(rows) == 2 * len(set(validation["text"]))
+    assert set(manifest["text"]) == set(validation["text"])
+    assert not set(manifest["text"]) & set(asr_view(corpus["test_unseen"], "en")["text"])
+    assert set(manifest["speaker"]) <= {v.speaker for v in dev}
+    # Every sentence is spoken by two different voices, each file at the corpus's rate.
+    by_text: dict[str, set[str]] = {}
+    for text, speaker in zip(manifest["text"], manifest["speaker"]):
+        by_text.setdefault(text, set()).add(speaker)
+    assert all(len(speakers) == 2 for speakers in by_text.values())
+    first = manifest[0]["audio"]["path"]
+    assert audio_info(first).sample_rate == CONFIG.sample_rate and 0.3 < audio_info(first).duration < 10

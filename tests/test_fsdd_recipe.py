@@ -286,3 +286,73 @@ def test_embedded_adaptation_halves_alternate_and_word_errors_are_counted() -> N
     assert [r["id"][:4] for r in first] == ["s001", "s003", "s005"]
     assert [r["id"][:4] for r in second] == ["s002", "s004"]
     assert adapt.word_errors(["a b c", "d e"], ["a x c", "d e f"]) == (2, 5)
+
+
+def test_synthetic_digits_train_only_beside_the_real_speakers_and_the_reference_stays_real(
+    loso, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    from speechseq.audio import audio_info, load_audio
+    from speechseq.config import load_task_config
+    from speechseq.recipes.base import load_asr_splits
+
+    synth = task_script("fsdd_synth_digits")
+    record = synth.write_digits(tmp_path / "synth", takes=2, seed=3, variants=("m3", "f2"))
+    again = synth.write_digits(tmp_path / "again", takes=2, seed=3, variants=("m3", "f2"))
+    names = sorted(p.name for p in (tmp_path / "synth").glob("*.wav"))
+    assert len(names) == record["files"] == 40 and names[0] == "0_synaa_10.wav" and "9_synab_11.wav" in names
+    # Seeded: the same voices twice (espeak's own output varies by a few milliseconds from call to call).
+    assert record["voices"] == again["voices"] and len({v["pitch"] for v in record["voices"]}) > 1
+    for name in ("3_synaa_10.wav", "8_synab_11.wav"):
+        wave = load_audio(tmp_path / "synth" / name)
+        assert audio_info(tmp_path / "synth" / name).sample_rate == 8000 and abs(np.abs(wave).max() - 0.5) < 2e-3
+    # Each take has its own prosody: the same voice's two "seven"s differ.
+    takes = [load_audio(tmp_path / "synth" / f"7_synaa_{t}.wav") for t in (10, 11)]
+    assert takes[0].shape != takes[1].shape or np.abs(takes[0] - takes[1]).max() > 0.01
+
+    real = _mini_fsdd(fsdd_dir, tmp_path / "real", {s: range(12) for s in ("george", "jackson", "lucas")})
+    plans = loso.plan_runs(real, tmp_path / "out", ["george"], False, [], speaker_eq=True,
+                           extra_train=tmp_path / "synth")
+    assert plans[0].equalize == (tmp_path / "out" / "source", ["jackson", "lucas"])  # real speakers only
+    loso.prepare_audio(plans[0])
+    config = load_task_config(None, [f"config={plans[0].config}", *plans[0].overrides])
+    splits = load_asr_splits(config.data)
+    speakers = {split: set(data["speaker"]) for split, data in splits.items()}
+    assert speakers["train"] == {"jackson", "lucas", "synaa", "synab"}
+    assert speakers["validation"] == speakers["test"] == {"jackson", "lucas"}
+    assert speakers["test_unseen"] == {"george"}
+    train = splits["train"]
+    assert sorted(t for t, s in zip(train["text"], train["speaker"]) if s == "synab") == sorted(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"] * 2)
+
+
+def test_extra_training_voices_that_would_leak_into_evaluation_are_refused_by_name(
+    loso, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    real = _mini_fsdd(fsdd_dir, tmp_path / "real", {"george": range(1), "jackson": range(1)})
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "3_synaa_7.wav").symlink_to(fsdd_dir / "3_lucas_7.wav")
+    with pytest.raises(ValueError, match="3_synaa_7.wav.*take below 10"):
+        loso.link_sources(real, extra, tmp_path / "src")
+    (extra / "3_synaa_7.wav").unlink()
+    (extra / "3_george_12.wav").symlink_to(fsdd_dir / "3_lucas_12.wav")
+    with pytest.raises(ValueError, match="3_george_12.wav.*'george'"):
+        loso.link_sources(real, extra, tmp_path / "src")
+    (extra / "3_george_12.wav").unlink()
+    (extra / "three_synaa_12.wav").symlink_to(fsdd_dir / "3_lucas_12.wav")
+    with pytest.raises(ValueError, match="three_synaa_12.wav"):
+        loso.link_sources(real, extra, tmp_path / "src")
+    (extra / "three_synaa_12.wav").unlink()
+    (extra / "3_synaa_12.wav").symlink_to(fsdd_dir / "3_lucas_12.wav")
+    src = loso.link_sources(real, extra, tmp_path / "src")
+    linked = sorted(p.name for p in src.glob("*.wav"))
+    assert linked == sorted([p.name for p in real.glob("*.wav")] + ["3_synaa_12.wav"])
+    assert (src / "3_synaa_12.wav").resolve() == (fsdd_dir / "3_lucas_12.wav").resolve()
+
+
+def test_speaker_eq_copy_is_rewritten_when_the_source_files_change(eq_script, fsdd_dir: Path, tmp_path: Path) -> None:
+    src = _mini_fsdd(fsdd_dir, tmp_path / "src", {"george": range(2), "jackson": range(2)})
+    eq_script.equalize_folder(src, tmp_path / "eq", ["jackson"])
+    (src / "5_george_3.wav").symlink_to(fsdd_dir / "5_george_3.wav")  # same request, one more file
+    eq_script.equalize_folder(src, tmp_path / "eq", ["jackson"])
+    assert (tmp_path / "eq" / "5_george_3.wav").is_file()

@@ -15,10 +15,15 @@ Usage::
     python tasks/las/fsdd_loso.py --folds george --no-all train.max_steps=100   # one fold, with overrides
     python tasks/las/fsdd_loso.py --dry-run                                 # print the splits, train nothing
     python tasks/las/fsdd_loso.py --speaker-eq ...     # each run reads FSDD equalised per speaker (below)
+    python tasks/las/fsdd_loso.py --extra-train runs/fsdd_synth ...   # + training-only voices (below)
 
 With ``--speaker-eq`` every run reads its own copy of the recordings (``{out}/audio/{fold}``, written by
 ``tasks/las/fsdd_speaker_eq.py``), in which each speaker's long-term spectrum is brought to the mean of the
 run's *training* speakers: the held-out speaker's audio (no transcripts) sets only his own filter.
+
+With ``--extra-train DIR`` every run also trains on DIR's recordings (FSDD names, takes 10 and up, speakers
+FSDD does not have; e.g. the synthetic digits of ``tasks/las/fsdd_synth_digits.py``). The runs read
+``{out}/source``, a folder of links to FSDD and DIR; folds and the equaliser's reference stay FSDD's speakers.
 
 Example (dry run, no training)::
 
@@ -47,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "speechseq" / "configs" / "las_fsdd.yaml"
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 ALL_SPEAKERS_RUN = "all"
+FIRST_TRAIN_TAKE = 10  # takes 0-4 of a speaker are its test, 5-9 its validation (speechseq/recipes/base.py)
 _FSDD_NAME = re.compile(r"^\d_([a-z]+)_\d+\.wav$")
 
 
@@ -112,25 +118,56 @@ def fsdd_speakers(root: Path) -> list[str]:
     return sorted(speakers)
 
 
+def link_sources(root: Path, extra: Path, dst: Path) -> Path:
+    """``dst``: a folder of links to every recording of ``root`` and of ``extra`` (training-only voices).
+
+    Raises:
+        ValueError: an ``extra`` file is not FSDD-named, has a take below 10 (it would land in a validation or
+            test split), or belongs to a speaker ``root`` has too.
+    """
+    real = set(fsdd_speakers(root))
+    extra_files = sorted(extra.glob("*.wav"))
+    if not extra_files:
+        raise FileNotFoundError(f"--extra-train {extra}: no .wav files")
+    for path in extra_files:
+        match = _FSDD_NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"--extra-train {path}: not named {{digit}}_{{speaker}}_{{take}}.wav (speaker: letters)")
+        if int(path.stem.rsplit("_", 1)[1]) < FIRST_TRAIN_TAKE:
+            raise ValueError(f"--extra-train {path}: take below {FIRST_TRAIN_TAKE} would be a validation or test "
+                             "recording; training-only voices need takes 10 and up")
+        if match.group(1) in real:
+            raise ValueError(f"--extra-train {path}: speaker {match.group(1)!r} is one of {root}'s own")
+    dst.mkdir(parents=True, exist_ok=True)
+    for old in dst.glob("*.wav"):  # relinked each time, so the folder is exactly root + extra
+        old.unlink()
+    for path in [*sorted(root.glob("*.wav")), *extra_files]:
+        (dst / path.name).symlink_to(path.resolve())
+    return dst
+
+
 def plan_runs(
     root: Path, out: Path, folds: list[str], with_all: bool, extra: list[str], config: Path = CONFIG,
-    speaker_eq: bool = False,
+    speaker_eq: bool = False, extra_train: Path | None = None,
 ) -> list[RunPlan]:
     """The runs to do: one per held-out speaker in ``folds``, then (``with_all``) the all-speakers run.
 
     ``extra`` overrides come before the fold's own, so they cannot move the held-out speaker or the folder.
     ``config`` is the YAML every run starts from. With ``speaker_eq``, run ``R`` reads ``{out}/audio/R``, a
-    copy of ``root`` equalised to the mean long-term spectrum of R's training speakers.
+    copy of ``root`` equalised to the mean long-term spectrum of R's training speakers. With ``extra_train``,
+    the runs read ``{out}/source`` (``root`` + ``extra_train``, :func:`link_sources`, made here) instead of
+    ``root``; the reference speakers are ``root``'s only.
     """
     speakers = fsdd_speakers(root) if speaker_eq else []
+    source = link_sources(root, extra_train, out / "source") if extra_train is not None else root
     plans = []
     for name, held_out in [*((s, s) for s in folds), *([(ALL_SPEAKERS_RUN, None)] if with_all else [])]:
         # The all-speakers run has no held-out speaker; selection still uses everyone's validation takes (5-9).
         reference = [s for s in speakers if s != held_out]
-        run_root = out / "audio" / name if speaker_eq else root
+        run_root = out / "audio" / name if speaker_eq else source
         overrides = [f"data.root={run_root}", *extra, f"data.fsdd_unseen_speakers=[{held_out or ''}]",
                      f"output_dir={out / name}"]
-        plans.append(RunPlan(name, held_out, overrides, out / name, config, (root, reference) if speaker_eq else None))
+        plans.append(RunPlan(name, held_out, overrides, out / name, config, (source, reference) if speaker_eq else None))
     return plans
 
 
@@ -231,6 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print each run's command and splits; train nothing")
     parser.add_argument("--speaker-eq", action="store_true",
                         help="equalise every speaker to the run's training speakers first (fsdd_speaker_eq.py)")
+    parser.add_argument("--extra-train", type=Path, default=None,
+                        help="folder of training-only recordings (FSDD names, takes >= 10) mixed into every run")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every run (e.g. seed=1)")
     return parser.parse_args(argv)
 
@@ -240,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root, out = args.root.resolve(), args.out.resolve()
     folds = [s for s in args.folds.split(",") if s] or fsdd_speakers(root)
-    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve(), args.speaker_eq)
+    extra_train = args.extra_train.resolve() if args.extra_train is not None else None
+    plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve(), args.speaker_eq,
+                      extra_train)
     results = []
     for plan in plans:
         print(" ".join(plan.command()), flush=True)

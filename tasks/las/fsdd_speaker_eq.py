@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -65,6 +66,15 @@ def _rate(files: list[Path]) -> int:
     return first
 
 
+def _fingerprint(groups: dict[str, list[Path]]) -> str:
+    """A hash of the source's speakers, file names and sizes: a copy is reused only for the same files."""
+    digest = hashlib.sha1()
+    for speaker in sorted(groups):
+        for path in sorted(groups[speaker]):
+            digest.update(f"{speaker}/{path.name}/{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
 def _record_matches(dst: Path, request: dict[str, Any]) -> bool:
     path = dst / RECORD
     if not path.is_file():
@@ -96,7 +106,8 @@ def equalize_folder(
     """
     groups = group_by_speaker(src, one_speaker)
     rate = _rate([path for files in groups.values() for path in files])
-    request: dict[str, Any] = {"source": str(src.resolve()), "config": dataclasses.asdict(config), "sample_rate": rate}
+    request: dict[str, Any] = {"source": str(src.resolve()), "files": _fingerprint(groups),
+                               "config": dataclasses.asdict(config), "sample_rate": rate}
     if reference_file is not None:
         given = json.loads(reference_file.read_text())
         if given["sample_rate"] != rate or given["config"] != dataclasses.asdict(config):
