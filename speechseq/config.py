@@ -77,6 +77,8 @@ class TrainConfig:
         tensorboard: write TensorBoard event files under ``output_dir/tensorboard``.
         init_from: saved model folder (or Hub repo id) to fine-tune: the recipe keeps its tokenizer and the
             model starts from its weights, loaded strictly (``null`` = train from scratch).
+        freeze: parameter-name prefixes kept fixed (e.g. ``[encoder.layers.0]`` keeps a pretrained first
+            listener layer while the rest fine-tunes); a prefix that names no parameter is an error.
     """
 
     max_steps: int = 1000
@@ -108,6 +110,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     init_from: str | None = None
+    freeze: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

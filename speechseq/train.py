@@ -138,9 +138,8 @@ class Trainer:
             initialise_from(self.parts.model, self.tc.init_from)
         # Different dropout/SpecAugment draws per process from here on (the weights are already equal).
         set_seed(cfg.seed + self.acc.process_index)
-        optimizer = torch.optim.AdamW(
-            self.parts.model.parameters(), lr=self.tc.lr, betas=self.tc.betas, weight_decay=self.tc.weight_decay
-        )
+        trainable = freeze_parameters(self.parts.model, self.tc.freeze)
+        optimizer = torch.optim.AdamW(trainable, lr=self.tc.lr, betas=self.tc.betas, weight_decay=self.tc.weight_decay)
         self.model, self.optimizer = self.acc.prepare(self.parts.model, optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, self.tc))
         self.acc.register_for_checkpointing(self.scheduler)
@@ -447,6 +446,31 @@ def initialise_from(model: torch.nn.Module, path_or_repo: str) -> None:
     folder = resolve_model_folder(path_or_repo)
     load_weights_strict(model, folder / WEIGHTS_NAME)
     logger.info("initialised the model from %s", folder)
+
+
+def freeze_parameters(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Parameter]:
+    """Keep the parameters whose names start with one of ``prefixes`` fixed; returns the trainable ones.
+
+    Raises:
+        ConfigError: a prefix names no parameter (a typo would otherwise freeze nothing, silently), or every
+            parameter is frozen.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(name == prefix or name.startswith(prefix.rstrip(".") + ".") for name in names):
+            roots = sorted({name.split(".")[0] for name in names})
+            raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (its modules: {roots})")
+    trainable = []
+    for name, param in model.named_parameters():
+        frozen = any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
+        param.requires_grad_(not frozen)
+        if not frozen:
+            trainable.append(param)
+    if not trainable:
+        raise ConfigError(f"train.freeze: {prefixes} freezes every parameter; nothing would train")
+    if prefixes:
+        logger.info("frozen: %s (%d of %d tensors still train)", ", ".join(prefixes), len(trainable), len(names))
+    return trainable
 
 
 def main(argv: list[str] | None = None) -> int:

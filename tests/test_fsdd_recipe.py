@@ -90,6 +90,13 @@ def test_dry_run_trains_nothing(loso, fsdd_dir: Path, tmp_path: Path, capsys) ->
     printed = capsys.readouterr().out
     assert "data.fsdd_unseen_speakers=[nicolas]" in printed and "test_unseen: {'nicolas': 500}" in printed
     assert not out.exists()
+    assert loso.main(["--root", str(fsdd_dir), "--out", str(out), "--only-all", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("speechseq.train") == 1 and "data.fsdd_unseen_speakers=[]" in printed
+    assert "test_unseen" not in printed  # everyone trains, no one is held out
+    assert "train: {'george': 400, 'jackson': 400, 'lucas': 400, 'nicolas': 400, 'yweweler': 400}" in printed
+    with pytest.raises(SystemExit, match="--only-all"):
+        loso.main(["--root", str(fsdd_dir), "--out", str(out), "--only-all", "--no-all", "--dry-run"])
 
 
 def test_config_features_ignore_the_empty_band(fsdd_dir: Path) -> None:

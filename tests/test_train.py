@@ -269,3 +269,24 @@ def test_final_decode_lm_with_another_vocabulary_fails_before_training(fsdd_dir:
     with pytest.raises(ConfigError, match="decode.lm: .*tokens"):
         CTCRecipe(cfg).build()
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_frozen_parameters_keep_their_pretrained_values_while_the_rest_trains(fsdd_dir: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    Trainer(tiny_config(fsdd_dir, first, "train.max_steps=2")).fit()
+    saved = load_file(str(first / "final" / "model.safetensors"))
+    second = tmp_path / "second"
+    Trainer(tiny_config(fsdd_dir, second, "train.max_steps=3", "train.lr=1e-2", f"train.init_from={first / 'final'}",
+                        "train.freeze=[encoder]")).fit()
+    tuned = load_file(str(second / "final" / "model.safetensors"))
+    frozen = [k for k in saved if k.startswith("encoder.")]
+    assert frozen and all(torch.equal(saved[k], tuned[k]) for k in frozen)
+    assert any(not torch.equal(saved[k], tuned[k]) for k in saved if k not in frozen)
+
+
+def test_a_freeze_prefix_that_names_no_parameter_is_refused_by_name(fsdd_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train.freeze: 'encodr' names no parameter.*encoder"):
+        Trainer(tiny_config(fsdd_dir, tmp_path, "train.freeze=[encodr]")).fit()
+    # "encoder.layer" is a prefix of names, not a module: it must not freeze "encoder.layers.*" by accident.
+    with pytest.raises(ConfigError, match="'encoder.layer' names no parameter"):
+        Trainer(tiny_config(fsdd_dir, tmp_path, "train.freeze=[encoder.layer]")).fit()

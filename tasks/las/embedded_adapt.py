@@ -8,6 +8,9 @@ transcribes the same sentences with the same search, so the two WERs differ only
 
     python tasks/las/embedded_adapt.py --model runs/las/final --lm runs/lm_2400/final
     python tasks/las/embedded_adapt.py --model runs/las/final --lm runs/lm_2400/final --voices un01_announcer,un11_ian
+    # the unseen-voice development set of tasks/las/embedded_unseen_dev.py (any manifest with a speaker column)
+    python tasks/las/embedded_adapt.py --model runs/las/final --lm runs/lm_2400/final \
+        --data runs/embedded_unseen_dev/manifest.csv --out runs/embedded_adapt_dev.json
 
 Writes ``--out`` (JSON: per voice the errors before/after and the words, pseudo-labels kept and wrong).
 """
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--voices", default=None, help="comma-separated unseen voices (default: all)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="manifest (CSV/JSONL with a speaker column) instead of the corpus's test_unseen split")
     parser.add_argument("--out", type=Path, default=Path("runs/embedded_adapt.json"))
     args = parser.parse_args(argv)
     import torch
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from speechseq.decoding import DecodingOptions
     from speechseq.inference import default_options, load_lm
     from speechseq.models import from_pretrained
+    from speechseq.data.readers import load_manifest
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
 
     torch.set_num_threads(1)
@@ -96,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = SelfTrainingConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                 min_confidence=args.min_confidence, seed=args.seed)
-    rows = list(load_asr_splits(AsrDataConfig())["test_unseen"])
+    if args.data is not None:
+        rows = list(load_manifest(args.data))
+        if not all(r["speaker"] for r in rows):
+            raise SystemExit(f"{args.data}: every row needs a speaker (a 'speaker' column): voices are adapted one by one")
+    else:
+        rows = list(load_asr_splits(AsrDataConfig())["test_unseen"])
     voices = sorted({r["speaker"] for r in rows})
     if args.voices:
         voices = [v for v in voices if v in args.voices.split(",")]

@@ -14,6 +14,7 @@ Usage::
     python tasks/las/fsdd_loso.py --out runs/las_fsdd_loso                  # 5 folds + all
     python tasks/las/fsdd_loso.py --folds george --no-all train.max_steps=100   # one fold, with overrides
     python tasks/las/fsdd_loso.py --dry-run                                 # print the splits, train nothing
+    python tasks/las/fsdd_loso.py --only-all                                # the all-speakers model alone
     python tasks/las/fsdd_loso.py --speaker-eq ...     # each run reads FSDD equalised per speaker (below)
     python tasks/las/fsdd_loso.py --extra-train runs/fsdd_synth ...   # + training-only voices (below)
 
@@ -265,6 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="YAML every run starts from (default: speechseq/configs/las_fsdd.yaml)")
     parser.add_argument("--folds", default="", help="comma-separated held-out speakers (default: every speaker)")
     parser.add_argument("--no-all", action="store_true", help="skip the all-speakers run")
+    parser.add_argument("--only-all", action="store_true", help="train only the all-speakers run (no folds)")
     parser.add_argument("--dry-run", action="store_true", help="print each run's command and splits; train nothing")
     parser.add_argument("--speaker-eq", action="store_true",
                         help="equalise every speaker to the run's training speakers first (fsdd_speaker_eq.py)")
@@ -278,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run (or, with ``--dry-run``, describe) the protocol; returns the exit code."""
     args = parse_args(argv)
     root, out = args.root.resolve(), args.out.resolve()
-    folds = [s for s in args.folds.split(",") if s] or fsdd_speakers(root)
+    if args.only_all and (args.no_all or args.folds):
+        raise SystemExit("--only-all trains the all-speakers run alone: it goes with neither --no-all nor --folds")
+    folds = [] if args.only_all else [s for s in args.folds.split(",") if s] or fsdd_speakers(root)
     extra_train = args.extra_train.resolve() if args.extra_train is not None else None
     plans = plan_runs(root, out, folds, not args.no_all, list(args.overrides), args.config.resolve(), args.speaker_eq,
                       extra_train)
