@@ -448,28 +448,34 @@ def initialise_from(model: torch.nn.Module, path_or_repo: str) -> None:
     logger.info("initialised the model from %s", folder)
 
 
+def _under(name: str, prefix: str) -> bool:
+    """Whether parameter ``name`` lies in module ``prefix``, by whole name parts ("encoder.layer" is not
+    "encoder.layers")."""
+    return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+
 def freeze_parameters(model: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Parameter]:
-    """Keep the parameters whose names start with one of ``prefixes`` fixed; returns the trainable ones.
+    """Keep the parameters under the modules named by ``prefixes`` fixed; returns the trainable ones.
 
     Raises:
         ConfigError: a prefix names no parameter (a typo would otherwise freeze nothing, silently), or every
             parameter is frozen.
     """
-    names = [name for name, _ in model.named_parameters()]
+    named = list(model.named_parameters())
     for prefix in prefixes:
-        if not any(name == prefix or name.startswith(prefix.rstrip(".") + ".") for name in names):
-            roots = sorted({name.split(".")[0] for name in names})
+        if not any(_under(name, prefix) for name, _ in named):
+            roots = sorted({name.split(".")[0] for name, _ in named})
             raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (its modules: {roots})")
     trainable = []
-    for name, param in model.named_parameters():
-        frozen = any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
+    for name, param in named:
+        frozen = any(_under(name, prefix) for prefix in prefixes)
         param.requires_grad_(not frozen)
         if not frozen:
             trainable.append(param)
     if not trainable:
         raise ConfigError(f"train.freeze: {prefixes} freezes every parameter; nothing would train")
     if prefixes:
-        logger.info("frozen: %s (%d of %d tensors still train)", ", ".join(prefixes), len(trainable), len(names))
+        logger.info("frozen: %s (%d of %d tensors still train)", ", ".join(prefixes), len(trainable), len(named))
     return trainable
 
 

@@ -271,7 +271,9 @@ def test_final_decode_lm_with_another_vocabulary_fails_before_training(fsdd_dir:
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_frozen_parameters_keep_their_pretrained_values_while_the_rest_trains(fsdd_dir: Path, tmp_path: Path) -> None:
+def test_frozen_parameters_keep_their_pretrained_values_while_the_rest_trains(
+    fsdd_dir: Path, tmp_path: Path
+) -> None:
     first = tmp_path / "first"
     Trainer(tiny_config(fsdd_dir, first, "train.max_steps=2")).fit()
     saved = load_file(str(first / "final" / "model.safetensors"))

@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from speechseq.adaptation import SelfTrainingConfig
+    from speechseq.data.readers import load_manifest
     from speechseq.decoding import DecodingOptions
     from speechseq.inference import default_options, load_lm
     from speechseq.models import from_pretrained
-    from speechseq.data.readers import load_manifest
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
 
     torch.set_num_threads(1)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None:
         rows = list(load_manifest(args.data))
         if not all(r["speaker"] for r in rows):
-            raise SystemExit(f"{args.data}: every row needs a speaker (a 'speaker' column): voices are adapted one by one")
+            raise SystemExit(f"{args.data}: every row needs a speaker ('speaker' column): voices adapt one by one")
     else:
         rows = list(load_asr_splits(AsrDataConfig())["test_unseen"])
     voices = sorted({r["speaker"] for r in rows})

@@ -5,9 +5,10 @@ variant of the embedded corpus (both of its pools: 72 variants), each ``--takes`
 pitch range and rate drawn from the union of the corpus's training and unseen regions, trims the silence,
 and writes 8 kHz WAVs as ``{digit}_{speaker}_{take}.wav`` with takes from 10 up: in a fold they all fall in
 the *training* split (takes 0-9 of every speaker are its validation and test takes), never in evaluation.
-``fsdd_loso.py --extra-train DIR`` mixes them into every run. The voices are seeded; the files are not
-byte-reproducible, as espeak's output varies by a few milliseconds from call to call. Speaker names are letters only ("synaa",
+``fsdd_loso.py --extra-train DIR`` mixes them into every run. Speaker names are letters only ("synaa",
 "synab", ...), as FSDD's; ``DIR/voices.json`` says which variant and prosody each file was spoken with.
+The voices are seeded; the files are not byte-reproducible, as espeak's output varies by a few
+milliseconds from call to call.
 
 This is TTS-augmented training (Rosenberg et al. 2019, "Speech recognition with augmented synthesized
 speech"): the held-out speaker stays a real person no training voice is.
