@@ -197,12 +197,14 @@ def test_voice_pools_are_disjoint_in_variants_and_parameters() -> None:
 
 def test_unseen_dev_set_has_unseen_voices_no_test_voice_and_only_validation_sentences(corpus, cache, tmp_path) -> None:
     import importlib.util
+    import sys
 
     from speechseq.data.readers import load_manifest
 
     path = Path(__file__).resolve().parents[1] / "tasks" / "las" / "embedded_unseen_dev.py"
     spec = importlib.util.spec_from_file_location("embedded_unseen_dev", path)
     script = importlib.util.module_from_spec(spec)
+    sys.modules["embedded_unseen_dev"] = script  # its renderer runs in a child process, found there by name
     spec.loader.exec_module(script)
 
     test_voices = CONFIG.voices()["unseen"]

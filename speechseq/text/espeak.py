@@ -27,11 +27,13 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from speechseq.errors import SpeechSeqError
+
+T = TypeVar("T")
 
 SAMPLE_RATE = 22050
 
@@ -245,6 +247,22 @@ def synthesize(
     if samples.size == 0:
         raise EmptyTextError(f"espeak produced no audio for text {text!r} (voice {voice!r})")
     return samples.astype(np.float32) / 32768.0
+
+
+def run_isolated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child process, for work that switches between many voices.
+
+    espeak-ng keeps some of a voice variant's state after the next ``espeak_SetVoiceByName`` (measured: after
+    a run of variants such as ``Alicia``, ``f5`` or ``gustave`` the default voice's next sentence is no longer
+    the same, depending on what came before), so rendering many variants in this process would change what
+    later calls here produce. The child has its own copy of the engine; ``fn`` and its result must pickle
+    (a module-level function). Checked by ``tests/test_espeak.py`` running after ``tests/test_embedded.py``,
+    which renders 8 variants through this.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(fn, args)
 
 
 def phonemize(text: str, lang: str = "en") -> str:

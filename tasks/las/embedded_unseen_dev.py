@@ -52,10 +52,18 @@ def dev_voices(config: EmbeddedCorpusConfig, count: int) -> list[Voice]:
 
 def write_dev_set(out: Path, config: EmbeddedCorpusConfig, voices: int = 12, per_sentence: int = 2,
                   seed: int = 0, cache_dir: str | None = None) -> list[dict[str, str]]:
-    """Render ``config``'s validation sentences with the development voices; returns the manifest rows."""
+    """Render ``config``'s validation sentences with the development voices; returns the manifest rows.
+
+    Rendered in a child process (``espeak.run_isolated``): switching between variants would otherwise change
+    what espeak produces later in this process."""
     dev = dev_voices(config, voices)
     sentences = asr_view(build_embedded_corpus(config, cache_dir=cache_dir, progress=False)["validation"], "en")
     texts = list(dict.fromkeys(sentences["text"]))  # each sentence once (the corpus has two voices per sentence)
+    return espeak.run_isolated(_render_rows, out, config, dev, texts, per_sentence, seed)
+
+
+def _render_rows(out: Path, config: EmbeddedCorpusConfig, dev: list[Voice], texts: list[str], per_sentence: int,
+                 seed: int) -> list[dict[str, str]]:
     rng = np.random.default_rng(seed)
     rows = []
     for index, text in enumerate(texts):

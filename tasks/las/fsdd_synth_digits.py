@@ -75,7 +75,14 @@ def render_digit(voice: Voice, digit: int, trim_db: float = 40.0) -> np.ndarray:
 
 
 def write_digits(out: Path, takes: int = 2, seed: int = 0, variants: tuple[str, ...] = VARIANTS) -> dict[str, object]:
-    """Render every planned voice's ten digits into ``out``; returns (and writes) ``out/voices.json``."""
+    """Render every planned voice's ten digits into ``out``; returns (and writes) ``out/voices.json``.
+
+    Rendered in a child process (``espeak.run_isolated``): switching between 72 variants would otherwise
+    change what espeak produces later in this process."""
+    return espeak.run_isolated(_write_digits, out, takes, seed, variants)
+
+
+def _write_digits(out: Path, takes: int, seed: int, variants: tuple[str, ...]) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for name, take, voice in plan_voices(takes, seed, variants):
