@@ -257,7 +257,7 @@ def run_isolated(fn: Callable[..., T], *args: Any) -> T:
     the same, depending on what came before), so rendering many variants in this process would change what
     later calls here produce. The child has its own copy of the engine; ``fn`` and its result must pickle
     (a module-level function). Checked by ``tests/test_espeak.py`` running after ``tests/test_embedded.py``,
-    which renders 8 variants through this.
+    which renders four variants through this.
     """
     import multiprocessing
 
