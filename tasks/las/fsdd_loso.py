@@ -54,7 +54,7 @@ CONFIG = REPO_ROOT / "speechseq" / "configs" / "las_fsdd.yaml"
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 ALL_SPEAKERS_RUN = "all"
 FIRST_TRAIN_TAKE = 10  # takes 0-4 of a speaker are its test, 5-9 its validation (speechseq/recipes/base.py)
-_FSDD_NAME = re.compile(r"^\d_([a-z]+)_\d+\.wav$")
+_FSDD_NAME = re.compile(r"^\d_([a-z]+)_(\d+)\.wav$")  # speaker, take
 
 
 @dataclasses.dataclass
@@ -134,7 +134,7 @@ def link_sources(root: Path, extra: Path, dst: Path) -> Path:
         match = _FSDD_NAME.match(path.name)
         if match is None:
             raise ValueError(f"--extra-train {path}: not named {{digit}}_{{speaker}}_{{take}}.wav (speaker: letters)")
-        if int(path.stem.rsplit("_", 1)[1]) < FIRST_TRAIN_TAKE:
+        if int(match.group(2)) < FIRST_TRAIN_TAKE:
             raise ValueError(f"--extra-train {path}: take below {FIRST_TRAIN_TAKE} would be a validation or test "
                              "recording; training-only voices need takes 10 and up")
         if match.group(1) in real:
