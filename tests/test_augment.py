@@ -1,4 +1,4 @@
-"""speechseq.augment on real FSDD speech: exact SNR, speed, pitch, reverberation, silence padding, determinism."""
+"""speechseq.augment on real FSDD speech: exact SNR, speed, pitch, echo, reverberation, silence padding, determinism."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from speechseq.audio import load_audio
 from speechseq.augment import (
     AugmentConfig,
     WaveAugment,
+    add_echo,
     add_noise,
     pad_silence,
     pink_noise,
@@ -163,7 +164,9 @@ def test_wave_augment_pads_within_the_configured_range(speech: np.ndarray) -> No
 def test_padding_off_leaves_the_other_effects_random_stream_alone(speech: np.ndarray) -> None:
     # pad_prob 0 must not draw: runs configured before padding existed reproduce exactly. The reference
     # replays the chain's documented draw order (decisions, then each effect's parameters, then noise).
-    cfg = AugmentConfig(noise_prob=1.0, speed_prob=1.0, speed_factors=[0.9, 1.1], pad_seconds=[0.1, 0.5])
+    # Echo likewise (echo_prob 0 with non-default ranges: a draw would shift the noise).
+    cfg = AugmentConfig(noise_prob=1.0, speed_prob=1.0, speed_factors=[0.9, 1.1], pad_seconds=[0.1, 0.5],
+                        echo_delay_ms=[50.0, 60.0])
     for seed in range(3):
         rng = np.random.default_rng(seed)
         rng.random(4)
@@ -174,8 +177,36 @@ def test_padding_off_leaves_the_other_effects_random_stream_alone(speech: np.nda
         np.testing.assert_array_equal(WaveAugment(cfg, SR)(speech, np.random.default_rng(seed)), expected)
 
 
+def test_echo_of_an_impulse_repeats_at_the_delay_fading_by_the_gain() -> None:
+    impulse = np.zeros(1000, dtype=np.float32)
+    impulse[0] = 1.0
+    out = add_echo(impulse, SR, delay_ms=20.0, gain=0.5)  # 320 samples
+    expected = np.zeros(1000)
+    expected[[0, 320, 640, 960]] = [1.0, 0.5, 0.25, 0.125]
+    np.testing.assert_allclose(out, expected, atol=1e-7)
+
+
+def test_echo_on_real_speech_is_undone_by_its_inverse_filter(speech: np.ndarray) -> None:
+    delay, gain = int(0.04 * SR), 0.5
+    wet = add_echo(speech, SR, delay_ms=40.0, gain=gain).astype(np.float64)
+    assert wet.shape == speech.shape
+    assert np.abs(wet).max() == pytest.approx(np.abs(speech).max(), rel=1e-5)  # level kept
+    dry = wet.copy()
+    dry[delay:] -= gain * wet[:-delay]  # y[n] - g y[n-d] = x[n], up to the peak scaling
+    scale = np.dot(dry, speech) / np.dot(speech, speech)
+    np.testing.assert_allclose(dry, scale * speech, atol=1e-5 * np.abs(speech).max())
+    assert not np.allclose(wet, scale * speech, atol=1e-2 * np.abs(speech).max())  # and the echo is audible
+
+
+def test_wave_augment_echo_uses_the_configured_delay_and_gain(speech: np.ndarray) -> None:
+    cfg = AugmentConfig(echo_prob=1.0, echo_delay_ms=[40.0, 40.0], echo_gain=[0.3, 0.3])
+    np.testing.assert_array_equal(WaveAugment(cfg, SR)(speech, np.random.default_rng(0)),
+                                  add_echo(speech, SR, 40.0, 0.3))
+
+
 def _all_on() -> AugmentConfig:
-    return AugmentConfig(speed_prob=1.0, pitch_prob=1.0, noise_prob=1.0, reverb_prob=1.0, pad_prob=1.0)
+    return AugmentConfig(speed_prob=1.0, pitch_prob=1.0, noise_prob=1.0, reverb_prob=1.0, pad_prob=1.0,
+                         echo_prob=1.0)
 
 
 def test_same_seed_same_output_and_different_seed_differs(speech: np.ndarray) -> None:
@@ -207,6 +238,10 @@ def test_augment_config_round_trip_and_validation() -> None:
         AugmentConfig(pad_seconds=[-0.1, 0.2])
     with pytest.raises(ConfigError, match="pad_prob"):
         AugmentConfig(pad_prob=-0.5)
+    with pytest.raises(ConfigError, match="echo_gain"):
+        AugmentConfig(echo_gain=[0.2, 1.0])  # a gain of 1 never decays
+    with pytest.raises(ConfigError, match="echo_delay_ms"):
+        AugmentConfig(echo_delay_ms=[0.0, 10.0])
 
 
 def test_the_recipes_build_an_augmenter_when_only_padding_is_on() -> None:
