@@ -249,6 +249,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, dataset, decoding_options(args, model, lm), lm=lm, batch_size=args.batch_size,
         progress=_progress(args), normalize_references=not args.no_normalize,
         precision="bfloat16" if args.bf16 else "float32", vocabulary=read_vocabulary(args.vocabulary),
+        by_speaker=args.by_speaker,
     )
     print(json.dumps(metrics))
     return 0
@@ -317,6 +318,8 @@ def add_asr_commands(subparsers: Any) -> None:
     ev.add_argument("--embedded-size", default="default", help="size preset of the embedded corpus [default]")
     ev.add_argument("--max-utterances", type=int, default=None, help="evaluate on at most this many utterances")
     ev.add_argument("--no-normalize", action="store_true", help="score references as they are (no normalize())")
+    ev.add_argument("--by-speaker", action="store_true",
+                    help="also print WER/CER per value of the speaker column (\"speakers\": {...})")
     ev.set_defaults(func=_evaluate)
 
     ad = subparsers.add_parser(

@@ -374,7 +374,8 @@ def evaluate(
     normalize_references: bool = True,
     precision: str = "float32",
     vocabulary: Sequence[str] | None = None,
-) -> dict[str, float | int]:
+    by_speaker: bool = False,
+) -> dict[str, Any]:
     """Corpus WER and CER of ``model`` on an ASR-view dataset (columns ``audio``, ``text``, maybe ``lang``).
 
     Args:
@@ -382,9 +383,12 @@ def evaluate(
         normalize_references: pass each reference through ``speechseq.text.normalize`` in its row's
             language (what the recipes do to training transcripts), so that "10" is scored as "ten".
         precision, vocabulary: as in :func:`transcribe`.
+        by_speaker: also score each value of the ``speaker`` column on its own (a voice the model
+            cannot read hides in a corpus mean; rows without a speaker count as ``""``).
 
     Returns:
-        ``{"wer": ..., "cer": ..., "n": utterances}`` (corpus-level rates, see :mod:`speechseq.metrics`).
+        ``{"wer": ..., "cer": ..., "n": utterances}`` (corpus-level rates, see :mod:`speechseq.metrics`),
+        with ``by_speaker``: and ``"speakers": {speaker: {"wer", "cer", "n", "words"}}``, sorted by name.
     """
     from speechseq.metrics import error_rates
     from speechseq.text import normalize
@@ -400,8 +404,21 @@ def evaluate(
         refs = [normalize(text, str(row.get("lang") or "en")) for text, row in zip(refs, rows)]
     results = transcribe(model, [row["audio"] for row in rows], options, lm, batch_size, progress, precision,
                          vocabulary)
-    rates = error_rates(refs, [r.text for r in results])
-    return {"wer": rates.wer, "cer": rates.cer, "n": len(rows)}
+    hyps = [r.text for r in results]
+    rates = error_rates(refs, hyps)
+    metrics: dict[str, Any] = {"wer": rates.wer, "cer": rates.cer, "n": len(rows)}
+    if by_speaker:
+        groups: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            groups.setdefault(str(row.get("speaker") or ""), []).append(index)
+        metrics["speakers"] = {}
+        for speaker in sorted(groups):
+            part = error_rates([refs[i] for i in groups[speaker]], [hyps[i] for i in groups[speaker]])
+            metrics["speakers"][speaker] = {
+                "wer": part.wer, "cer": part.cer, "n": len(groups[speaker]),
+                "words": part.hits + part.substitutions + part.deletions,
+            }
+    return metrics
 
 
 def plot_attention(

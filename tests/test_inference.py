@@ -202,6 +202,27 @@ def test_evaluate_scores_the_transcripts_with_jiwer(ctc, las, data, fsdd_dir: Pa
         assert evaluate(model, dataset.select(range(5)))["wer"] == 0.0
 
 
+def test_evaluate_by_speaker_scores_each_voice_and_recombines_to_the_corpus(las, fsdd_dir: Path) -> None:
+    names, words = FILES + OTHERS, WORDS + OTHER_WORDS
+    speakers = ["a", "b", "a", "b", "a", "c", "c", "c"]  # c: the three recordings not trained on
+    dataset = asr_dataset({
+        "id": names, "audio": [{"path": str(fsdd_dir / f"{n}.wav"), "bytes": None} for n in names],
+        "text": words, "duration": [0.0] * len(names), "speaker": speakers, "lang": ["en"] * len(names),
+    })
+    metrics = evaluate(las, dataset, batch_size=3, by_speaker=True)
+    hyps = las.transcribe([load_audio(fsdd_dir / f"{n}.wav", RATE) for n in names])
+    assert sorted(metrics["speakers"]) == ["a", "b", "c"]
+    for speaker, part in metrics["speakers"].items():
+        mine = [i for i, s in enumerate(speakers) if s == speaker]
+        expected = error_rates([words[i] for i in mine], [hyps[i] for i in mine])
+        assert part["wer"] == pytest.approx(expected.wer) and part["n"] == len(mine)
+    # Word-weighted, the voices' error rates add up to the corpus WER.
+    errors = sum(p["wer"] * p["words"] for p in metrics["speakers"].values())
+    assert errors / sum(p["words"] for p in metrics["speakers"].values()) == pytest.approx(metrics["wer"])
+    assert metrics["speakers"]["b"]["wer"] == 0.0 and metrics["speakers"]["c"]["wer"] > 0.0
+    assert "speakers" not in evaluate(las, dataset, batch_size=3)
+
+
 @pytest.fixture(scope="module")
 def saved(las, data, fsdd_dir: Path, tmp_path_factory) -> dict:
     """The LAS model saved to a fresh folder, and two of its recordings as an 8 kHz WAV and a 44.1 kHz FLAC."""
