@@ -47,8 +47,8 @@ class AugmentConfig:
         pad_floor_db: ``[low, high]`` range of the padding's white-noise floor in dB relative to the
             utterance's peak (digital silence never occurs in a real recording).
         echo_prob: probability of a discrete echo (one reflecting wall, or espeak's ``echo`` voice
-            setting: the unseen embedded voices ``announcer`` and ``Alicia`` carry 26 % and 50 % echoes,
-            the training voices at most 15 %).
+            setting: the unseen embedded voices ``announcer`` and ``Alicia`` have echo amplitudes 26 and
+            50 in espeak's units, the training voices at most 15).
         echo_delay_ms: ``[low, high]`` range of the echo's delay in milliseconds, drawn uniformly.
         echo_gain: ``[low, high]`` range of the echo's amplitude relative to the direct sound (< 1).
 
