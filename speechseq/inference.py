@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
@@ -226,7 +227,21 @@ def _autocast(precision: str, device: torch.device) -> Any:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "float32":
         return contextlib.nullcontext()
+    if not bf16_supported(device):
+        # Seen on an AVX2-only AMD EPYC: oneDNN cannot build a bf16 LSTM primitive, so every LSTM fails
+        # under autocast; such a CPU has no bf16 units to gain from anyway.
+        warnings.warn("bfloat16 requested, but this CPU's oneDNN has no bf16 support: decoding in float32",
+                      RuntimeWarning, stacklevel=3)
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast can run this project's networks on ``device`` (CPUs need oneDNN bf16 support)."""
+    if device.type != "cpu":
+        return True
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return True if check is None else bool(check())
 
 
 def _score_every_token(options: DecodingOptions, vocab_size: int) -> DecodingOptions:

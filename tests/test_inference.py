@@ -318,6 +318,19 @@ def test_bf16_autocast_gives_the_same_words_and_a_bad_precision_is_named(las, sa
         transcribe(las, ["/no/such/file.wav"], precision="float16")
 
 
+def test_bf16_falls_back_to_float32_with_a_warning_where_the_cpu_lacks_bf16(las, saved, monkeypatch) -> None:
+    """On CPUs whose oneDNN has no bf16 (AVX2-only), bf16 autocast breaks every LSTM: decode in float32 instead."""
+    import speechseq.inference as inference
+
+    monkeypatch.setattr(inference, "bf16_supported", lambda device: False)
+    files, options = saved["files"], DecodingOptions(beam_size=3, ctc_weight=0.3)
+    with pytest.warns(RuntimeWarning, match="float32"):
+        fallback = transcribe(las, files, options, precision="bfloat16")
+    exact = transcribe(las, files, options)
+    assert [r.text for r in fallback] == [r.text for r in exact]
+    assert [r.score for r in fallback] == [r.score for r in exact]  # bit for bit: no bf16 anywhere
+
+
 def test_score_beam_prunes_the_cli_search_as_the_python_api_does(saved, capsys) -> None:
     """``--score-beam`` reaches the search: the CLI's N-best equals the API's pruned search, which on the
     overfit model keeps the full beam's words while scoring fewer hypotheses."""
