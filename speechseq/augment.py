@@ -205,6 +205,14 @@ def pad_silence(
     return np.concatenate([floor[:before], signal, floor[before:]])
 
 
+def _with_peak_of(wet: np.ndarray, dry: np.ndarray) -> np.ndarray:
+    """``wet`` scaled to ``dry``'s peak level (room effects change the timbre, not the level), as float32."""
+    peak_in, peak_out = np.abs(dry).max(initial=0.0), np.abs(wet).max(initial=0.0)
+    if peak_out > 0.0:
+        wet = wet * (peak_in / peak_out)
+    return wet.astype(np.float32)
+
+
 def add_echo(wave: np.ndarray, sample_rate: int, delay_ms: float, gain: float) -> np.ndarray:
     """A recirculating echo: ``y[n] = x[n] + gain * y[n - d]`` with ``d = round(delay_ms * rate / 1000)``.
 
@@ -224,10 +232,7 @@ def add_echo(wave: np.ndarray, sample_rate: int, delay_ms: float, gain: float) -
     for start in range(delay, wet.shape[0], delay):
         stop = min(start + delay, wet.shape[0])
         wet[start:stop] += gain * wet[start - delay : stop - delay]
-    peak_in, peak_out = np.abs(signal).max(initial=0.0), np.abs(wet).max(initial=0.0)
-    if peak_out > 0.0:
-        wet *= peak_in / peak_out
-    return wet.astype(np.float32)
+    return _with_peak_of(wet, signal)
 
 
 def synthetic_rir(sample_rate: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
@@ -257,10 +262,7 @@ def reverberate(wave: np.ndarray, sample_rate: int, rt60: float, rng: np.random.
     """
     signal = np.asarray(wave, dtype=np.float64)
     wet = scipy.signal.fftconvolve(signal, synthetic_rir(sample_rate, rt60, rng))[: signal.shape[0]]
-    peak_in, peak_out = np.abs(signal).max(initial=0.0), np.abs(wet).max(initial=0.0)
-    if peak_out > 0.0:
-        wet *= peak_in / peak_out
-    return wet.astype(np.float32)
+    return _with_peak_of(wet, signal)
 
 
 class WaveAugment:
