@@ -7,6 +7,7 @@
     speechseq tasks                                           # registered tasks and model families
     speechseq transcribe --model runs/ctc/final a.wav b.flac  # --beam, --ctc-weight, --lm, --nbest, --stream ...
     speechseq evaluate --model runs/ctc/final --data embedded:test   # WER/CER as JSON
+    speechseq average --out runs/soup runs/a/final runs/b/final   # weight average (checkpoints, model soups)
     speechseq push runs/ctc/final me/ctc-digits --private     # upload a saved folder to the Hub
 
 Multi-process training goes through ``accelerate launch -m speechseq.train ...`` (see docs/training.md).
@@ -50,6 +51,14 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _average(args: argparse.Namespace) -> int:
+    from speechseq.averaging import average_models
+
+    out = average_models(args.models, args.out, weights=args.weights)
+    print(f"averaged {len(args.models)} models into {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one sub-command per action."""
     parser = argparse.ArgumentParser(prog="speechseq", description=__doc__.split("\n\n")[0])
@@ -63,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
     sub.add_parser("tasks", help="list tasks and model families").set_defaults(func=_tasks)
     add_asr_commands(sub)  # transcribe, evaluate, adapt
+    average = sub.add_parser(
+        "average", help="average the weights of saved models or checkpoints into a new model",
+        description="Checkpoint averaging (several checkpoints of one run) or a uniform model soup (models "
+                    "fine-tuned from one start with different seeds): the element-wise mean of every weight.")
+    average.add_argument("models", nargs="+",
+                         help="saved model folders (the first gives config and tokenizer) or checkpoints/step_N")
+    average.add_argument("--out", required=True, help="folder for the averaged model")
+    average.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per model [uniform]")
+    average.set_defaults(func=_average)
     push = sub.add_parser("push", help="upload a saved model folder to the Hugging Face Hub")
     push.add_argument("folder", help="saved model folder (e.g. runs/ctc/final)")
     push.add_argument("repo_id", help="Hub repository, e.g. me/ctc-digits")

@@ -363,3 +363,29 @@ def test_speaker_eq_copy_is_rewritten_when_the_source_files_change(eq_script, fs
     (src / "5_george_3.wav").symlink_to(fsdd_dir / "5_george_3.wav")  # same request, one more file
     eq_script.equalize_folder(src, tmp_path / "eq", ["jackson"])
     assert (tmp_path / "eq" / "5_george_3.wav").is_file()
+
+
+def test_soup_averages_each_folds_seeds_and_scores_on_the_first_seeds_equalised_recordings(
+    tmp_path: Path, tiny_ctc
+) -> None:
+    import torch
+
+    from speechseq.models import from_pretrained
+
+    soup, beam = task_script("fsdd_soup"), task_script("fsdd_beam")
+    seeds = [tmp_path / "seed0", tmp_path / "seed1"]
+    for seed, folder in enumerate(seeds):
+        for fold in ("george", "lucas"):
+            tiny_ctc(seed).save_pretrained(folder / fold / "final")
+        tiny_ctc(seed).save_pretrained(folder / "all" / "final")  # the all-speakers run has no fold
+        (folder / "audio" / "george").mkdir(parents=True)
+        (folder / "audio" / "george" / "speaker_eq.json").write_text("{}")
+    assert soup.main(["--out", str(tmp_path / "soup"), *map(str, seeds)]) == 0
+    assert sorted(p.name for p in (tmp_path / "soup").iterdir()) == ["audio", "george", "lucas"]
+    averaged = from_pretrained(tmp_path / "soup" / "george" / "final").state_dict()
+    expected = (tiny_ctc(0).state_dict()["head.weight"] + tiny_ctc(1).state_dict()["head.weight"]) / 2
+    torch.testing.assert_close(averaged["head.weight"], expected, rtol=0, atol=1e-7)
+    models = beam.fold_models([tmp_path / "soup"])
+    assert beam.fold_root(models["george"], "george", tmp_path / "orig").resolve() == seeds[0] / "audio" / "george"
+    with pytest.raises(SystemExit):  # one model per fold is nothing to average
+        soup.main(["--out", str(tmp_path / "soup1"), str(seeds[0])])
