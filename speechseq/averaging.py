@@ -92,16 +92,20 @@ def _check_same_model(template: Path, source: Path) -> None:
 
 
 def average_models(
-    sources: Sequence[str | Path], out: str | Path, weights: Sequence[float] | None = None
+    sources: Sequence[str | Path],
+    out: str | Path,
+    weights: Sequence[float] | None = None,
+    template: str | Path | None = None,
 ) -> Path:
     """Average the weights of ``sources`` into a new saved model folder ``out``; returns it.
 
     Args:
-        sources: the first a saved model folder (config, weights, tokenizer: the template of the result);
-            the others saved model folders of the same config and tokenizer, or training checkpoints
+        sources: saved model folders of the template's config and tokenizer, or training checkpoints
             (``OUTPUT_DIR/checkpoints/step_N``, weights only) of the same architecture.
-        out: folder to write (config and tokenizer of the first source, averaged weights, a model card).
+        out: folder to write (the template's config and tokenizer, averaged weights, a model card).
         weights: one weight per source; ``None`` is uniform.
+        template: the saved model folder whose config and tokenizer the result takes (its weights are not
+            averaged unless it is also a source); ``None`` takes the first source, which must then be one.
 
     Raises:
         CheckpointError: fewer than two sources, a folder without weights, another config or tokenizer, or
@@ -113,10 +117,11 @@ def average_models(
     paths = [Path(s) for s in sources]
     if len(paths) < 2:
         raise CheckpointError(f"averaging needs two or more models, got {[str(p) for p in paths]}")
-    model = from_pretrained(paths[0])
+    template = Path(template) if template is not None else paths[0]
+    model = from_pretrained(template)
     state_dicts = []
     for path in paths:
-        _check_same_model(paths[0], path)
+        _check_same_model(template, path)
         # Through the model, not the raw file: safetensors stores tied tensors once, the state dict names each.
         load_weights_strict(model, _weights_file(path))  # names the file and keys of a misfit
         state_dicts.append({name: tensor.clone() for name, tensor in model.state_dict().items()})

@@ -54,7 +54,7 @@ def _push(args: argparse.Namespace) -> int:
 def _average(args: argparse.Namespace) -> int:
     from speechseq.averaging import average_models
 
-    out = average_models(args.models, args.out, weights=args.weights)
+    out = average_models(args.models, args.out, weights=args.weights, template=args.template)
     print(f"averaged {len(args.models)} models into {out}")
     return 0
 
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "fine-tuned from one start with different seeds): the element-wise mean of every weight.")
     average.add_argument("models", nargs="+",
                          help="saved model folders (the first gives config and tokenizer) or checkpoints/step_N")
+    average.add_argument("--template", default=None,
+                         help="saved model folder whose config and tokenizer the result takes [the first model]")
     average.add_argument("--out", required=True, help="folder for the averaged model")
     average.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per model [uniform]")
     average.set_defaults(func=_average)

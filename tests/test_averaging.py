@@ -52,6 +52,22 @@ def test_a_training_checkpoint_averages_with_a_saved_model(tmp_path: Path, tiny_
     torch.testing.assert_close(averaged["head.bias"], expected, rtol=0, atol=1e-7)
 
 
+def test_checkpoints_alone_average_into_the_template_s_model(tmp_path: Path, tiny_ctc) -> None:
+    template = tiny_ctc(5).save_pretrained(tmp_path / "final")  # config and tokenizer only
+    checkpoints = []
+    for seed in (0, 1):
+        folder = tmp_path / f"seed{seed}" / "checkpoints" / "step_300"
+        folder.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in tiny_ctc(seed).state_dict().items()}, str(folder / "model.safetensors"))
+        checkpoints.append(str(folder))
+    assert cli_main(["average", "--out", str(tmp_path / "avg"), "--template", str(template), *checkpoints]) == 0
+    averaged = from_pretrained(tmp_path / "avg").state_dict()
+    expected = (tiny_ctc(0).state_dict()["head.bias"] + tiny_ctc(1).state_dict()["head.bias"]) / 2
+    torch.testing.assert_close(averaged["head.bias"], expected, rtol=0, atol=1e-7)
+    with pytest.raises(CheckpointError, match="not a speechseq model folder"):  # a checkpoint cannot template
+        average_models(checkpoints, tmp_path / "avg2")
+
+
 def test_integer_buffers_get_the_floor_of_their_mean() -> None:
     averaged = average_state_dicts([{"w": torch.tensor([1.0]), "n": torch.tensor(3)},
                                     {"w": torch.tensor([2.0]), "n": torch.tensor(6)}])

@@ -389,3 +389,15 @@ def test_soup_averages_each_folds_seeds_and_scores_on_the_first_seeds_equalised_
     assert beam.fold_root(models["george"], "george", tmp_path / "orig").resolve() == seeds[0] / "audio" / "george"
     with pytest.raises(SystemExit):  # one model per fold is nothing to average
         soup.main(["--out", str(tmp_path / "soup1"), str(seeds[0])])
+    # --checkpoint: each run's checkpoints/step_N (weights only), not the final it chose
+    from safetensors.torch import save_file
+
+    for seed, folder in enumerate(seeds):
+        for fold in ("george", "lucas"):
+            (folder / fold / "checkpoints" / "step_3").mkdir(parents=True)
+            weights = {k: v.contiguous() for k, v in tiny_ctc(seed + 10).state_dict().items()}
+            save_file(weights, str(folder / fold / "checkpoints" / "step_3" / "model.safetensors"))
+    assert soup.main(["--checkpoint", "step_3", "--out", str(tmp_path / "last"), *map(str, seeds)]) == 0
+    averaged = from_pretrained(tmp_path / "last" / "lucas" / "final").state_dict()
+    expected = (tiny_ctc(10).state_dict()["head.weight"] + tiny_ctc(11).state_dict()["head.weight"]) / 2
+    torch.testing.assert_close(averaged["head.weight"], expected, rtol=0, atol=1e-7)
