@@ -14,6 +14,7 @@ pre-trained start); the mean of two independently trained networks is usually wo
 
     speechseq average --out runs/soup runs/a/final runs/b/final runs/c/final
     speechseq average --out runs/las/avg runs/las/final runs/las/checkpoints/step_600   # + a checkpoint
+    speechseq average --out runs/las/avg --template runs/las/final runs/las/checkpoints/step_*   # checkpoints only
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def average_models(
 
     Raises:
         CheckpointError: fewer than two sources, a folder without weights, another config or tokenizer, or
-            weights that do not fit the first source's model (the file and keys are named).
+            weights that do not fit the template's model (the file and keys are named).
     """
     from speechseq.hub import load_weights_strict
     from speechseq.models import from_pretrained
