@@ -11,8 +11,9 @@ model. The held-out speaker plays no part: nothing is selected, every seed's mod
 
 Writes ``OUT/{speaker}/final`` for every speaker found with two or more ``{speaker}/final`` under the
 folders, and links ``OUT/audio/{speaker}`` to the first one's speaker-equalised recordings (``--speaker-eq``
-runs), which ``fsdd_beam.py`` reads. ``final`` is the checkpoint each run chose on its validation split;
-``--checkpoint step_N`` averages each run's ``checkpoints/step_N`` instead (no selection at all).
+runs), which ``fsdd_beam.py`` reads. ``final`` is what each run exported: its last weights with
+``las_fsdd_finetune.yaml`` now, the evaluation with the lowest validation WER before (``load_best_at_end``);
+``--checkpoint step_N`` averages each run's ``checkpoints/step_N`` instead.
 """
 
 from __future__ import annotations
