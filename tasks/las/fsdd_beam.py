@@ -24,14 +24,19 @@ DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-def fold_models(folders: list[Path]) -> dict[str, Path]:
-    """Held-out speaker -> exported model folder, for every ``{speaker}/final`` (the ``all`` run has none)."""
-    found = {}
+def fold_finals(folders: list[Path]) -> dict[str, list[Path]]:
+    """Held-out speaker -> every ``{speaker}/final`` under ``folders``, in their order (``all`` has no fold)."""
+    found: dict[str, list[Path]] = {}
     for folder in folders:
         for final in sorted(folder.glob("*/final")):
             if final.parent.name != "all":
-                found[final.parent.name] = final
+                found.setdefault(final.parent.name, []).append(final)
     return found
+
+
+def fold_models(folders: list[Path]) -> dict[str, Path]:
+    """Held-out speaker -> exported model folder; a speaker found in several folders takes the last one."""
+    return {speaker: finals[-1] for speaker, finals in fold_finals(folders).items()}
 
 
 def fold_root(model_dir: Path, speaker: str, default: Path) -> Path:

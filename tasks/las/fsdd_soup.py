@@ -20,21 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
-
-
-def fold_sources(folders: list[Path]) -> dict[str, list[Path]]:
-    """Held-out speaker -> every ``{speaker}/final`` under ``folders`` (the ``all`` run is skipped)."""
-    found: dict[str, list[Path]] = defaultdict(list)
-    for folder in folders:
-        for final in sorted(folder.glob("*/final")):
-            if final.parent.name != "all":
-                found[final.parent.name].append(final)
-    return dict(found)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
+from fsdd_beam import fold_finals  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None,
                         help="average each run's checkpoints/NAME (e.g. step_300) instead of its final model")
     args = parser.parse_args(argv)
-    sources = fold_sources(args.folders)
+    sources = fold_finals(args.folders)
     if not sources or min(len(v) for v in sources.values()) < 2:
         counts = {speaker: len(v) for speaker, v in sources.items()}
         parser.error(f"every fold needs two or more models to average; found {counts or 'none'}")
