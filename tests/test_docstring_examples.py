@@ -1,10 +1,13 @@
-"""Every example in the library's docstrings runs and prints what it says (doctest), module by module."""
+"""Every example in the library's and the task scripts' docstrings runs and prints what it says (doctest)."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +21,22 @@ def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=True)
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} docstring examples failed (see above)"
+
+
+TASK_SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "tasks").glob("*/*.py"))
+
+
+@pytest.mark.parametrize("path", TASK_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_task_script_docstring_examples(path: Path) -> None:
+    # tasks/ is not a package: import each script by path, as its sibling scripts do (sys.path holds its folder)
+    name = f"task_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=True)
+    assert result.failed == 0, f"{path}: {result.failed} of {result.attempted} docstring examples failed (see above)"

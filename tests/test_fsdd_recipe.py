@@ -401,3 +401,40 @@ def test_soup_averages_each_folds_seeds_and_scores_on_the_first_seeds_equalised_
     averaged = from_pretrained(tmp_path / "last" / "lucas" / "final").state_dict()
     expected = (tiny_ctc(10).state_dict()["head.weight"] + tiny_ctc(11).state_dict()["head.weight"]) / 2
     torch.testing.assert_close(averaged["head.weight"], expected, rtol=0, atol=1e-7)
+
+
+def test_ensemble_sums_each_folds_closed_set_scores_and_refuses_runs_on_other_recordings(
+    tmp_path: Path, tiny_ctc, fsdd_dir: Path, capsys
+) -> None:
+    import dataclasses
+
+    from speechseq.inference import default_options, transcribe
+    from speechseq.models import from_pretrained
+
+    beam = task_script("fsdd_beam")
+    root = _mini_fsdd(fsdd_dir, tmp_path / "fsdd", {"george": range(2), "lucas": range(12)})
+    seeds = [tmp_path / "seed0", tmp_path / "seed1"]
+    for seed, folder in enumerate(seeds):
+        tiny_ctc(seed, texts=tuple(beam.DIGITS)).save_pretrained(folder / "george" / "final")
+    assert beam.main(["--beam", "0", "--ensemble", "--root", str(root), *map(str, seeds)]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert results["george"]["ensemble_models"] == 2 and results["george"]["utterances"] == 20
+    tables = [beam.closed_set_table(s / "george" / "final", "george", root, 0.3) for s in seeds]
+    rows, last = tables[1]
+    assert [ref for _, ref in rows].count("seven") == 2
+    # each table's best column is the model's own closed-set transcript, recording by recording
+    model = from_pretrained(seeds[1] / "george" / "final")
+    audio = [str(root / f"{ref_id}.wav") for ref_id, _ in rows]
+    options = dataclasses.replace(default_options(model), ctc_weight=0.3)
+    texts = [r.text for r in transcribe(model, audio, options, vocabulary=beam.DIGITS)]
+    assert [beam.DIGITS[k] for k in last.argmax(axis=1)] == texts
+    assert results["george"]["closed_wer"] == beam.ensemble_wer([ref for _, ref in rows], [last])
+    assert results["george"]["ensemble_closed_wer"] == beam.ensemble_wer([ref for _, ref in rows], [t for _, t in tables])
+    # a run scored on another copy of the recordings (its own equalised folder) cannot join the ensemble
+    other = seeds[1] / "audio" / "george"
+    other.mkdir(parents=True)
+    (other / "speaker_eq.json").write_text("{}")
+    for name in ("0_george_0.wav", "1_george_0.wav", "0_lucas_11.wav", "0_lucas_5.wav", "0_lucas_0.wav"):
+        (other / name).symlink_to(fsdd_dir / name)
+    with pytest.raises(SystemExit, match="read different recordings"):
+        beam.main(["--beam", "0", "--ensemble", "--root", str(root), *map(str, seeds)])

@@ -9,6 +9,12 @@ word, and the embedded corpus's LM has never seen "zero".
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft                       # every fold folder found there
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft runs/las_fsdd_ft_rest --beam 10 --ctc-weight 0.3
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft --beam 0              # greedy and closed set only
+    python tasks/las/fsdd_beam.py runs/seed0 runs/seed1 runs/seed2 --beam 0 --ensemble
+
+``--ensemble``: where several folders hold the same fold (e.g. seeds), the last folder's model is scored as
+above, and every fold also gets the closed-set WER of all its models together: each recording's ten word
+scores are summed over the models (a product of experts; the scale of each model's score is the same
+joint log-probability) and the best sum wins.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -64,6 +72,40 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
     return {**scores, "closed_wer": round(100 * closed["wer"], 1), "utterances": len(held_out)}
 
 
+def closed_set_table(
+    model_dir: Path, speaker: str, root: Path, ctc_weight: float
+) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """``(id, reference)`` of each recording and the ``(N, 10)`` closed-set scores of the ten digit words
+    (columns in ``DIGITS`` order) of one fold model on all recordings of its held-out ``speaker``."""
+    from speechseq.inference import default_options, transcribe
+    from speechseq.models import from_pretrained
+    from speechseq.recipes.base import AsrDataConfig, load_asr_splits
+
+    model = from_pretrained(model_dir)
+    held_out = load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(root), fsdd_unseen_speakers=[speaker]))
+    rows = list(held_out["test_unseen"])
+    options = dataclasses.replace(default_options(model), beam_size=len(DIGITS), nbest=len(DIGITS),
+                                  ctc_weight=ctc_weight)
+    results = transcribe(model, [row["audio"] for row in rows], options, batch_size=32, vocabulary=DIGITS)
+    table = np.array([[{e.text: e.score for e in r.nbest}[word] for word in DIGITS] for r in results])
+    return [(str(row["id"]), str(row["text"])) for row in rows], table
+
+
+def ensemble_wer(references: list[str], tables: list[np.ndarray]) -> float:
+    """Closed-set WER (%) of the models whose ``(N, 10)`` digit-word scores are ``tables``, scores summed.
+
+    >>> refs = ["zero", "one"]
+    >>> a = np.zeros((2, 10)); a[0, 0] = a[1, 2] = 1.0    # right, wrong
+    >>> b = np.zeros((2, 10)); b[0, 3] = b[1, 1] = 3.0    # wrong, right (and surer)
+    >>> ensemble_wer(refs, [a]), ensemble_wer(refs, [b]), ensemble_wer(refs, [a, b])
+    (50.0, 50.0, 50.0)
+    >>> ensemble_wer(refs, [a, b, a, a])
+    0.0
+    """
+    best = np.sum(tables, axis=0).argmax(axis=1)
+    return round(100 * float(np.mean([DIGITS[k] != ref for k, ref in zip(best, references)])), 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
@@ -71,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="FSDD recordings folder (a --speaker-eq fold reads its own equalised copy)")
     parser.add_argument("--beam", type=int, default=10, help="beam size; 0 skips the beam-search column")
     parser.add_argument("--ctc-weight", type=float, default=0.3)
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also score each fold's models from every folder together (summed closed-set scores)")
     args = parser.parse_args(argv)
     models = fold_models(args.folders)
     if not models:
@@ -79,9 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     for speaker, model_dir in models.items():
         root = fold_root(model_dir, speaker, args.root)
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
+        if args.ensemble:
+            finals = fold_finals(args.folders)[speaker]
+            tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root), args.ctc_weight) for d in finals]
+            if any(rows != tables[0][0] for rows, _ in tables):
+                raise SystemExit(f"fold {speaker}: {[str(d) for d in finals]} read different recordings")
+            references = [ref for _, ref in tables[0][0]]
+            results[speaker]["ensemble_closed_wer"] = ensemble_wer(references, [t for _, t in tables])
+            results[speaker]["ensemble_models"] = len(tables)
         print(speaker, results[speaker], flush=True)
     folds = list(results.values())
-    keys = [key for key in ("greedy_wer", "beam_wer", "closed_wer") if key in folds[0]]
+    keys = [key for key in ("greedy_wer", "beam_wer", "closed_wer", "ensemble_closed_wer") if key in folds[0]]
     results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in keys}
     print(json.dumps(results))
     return 0
