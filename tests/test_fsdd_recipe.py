@@ -403,33 +403,47 @@ def test_soup_averages_each_folds_seeds_and_scores_on_the_first_seeds_equalised_
     torch.testing.assert_close(averaged["head.weight"], expected, rtol=0, atol=1e-7)
 
 
-def test_ensemble_sums_each_folds_closed_set_scores_and_refuses_runs_on_other_recordings(
-    tmp_path: Path, tiny_ctc, fsdd_dir: Path, capsys
+def test_closed_set_tables_rank_as_the_library_and_ensembles_sum_them_over_runs_of_the_same_recordings(
+    tmp_path: Path, fsdd_dir: Path, capsys
 ) -> None:
     import dataclasses
 
+    import torch
+    from test_las import tiny_rnn_las
+
     from speechseq.inference import default_options, transcribe
     from speechseq.models import from_pretrained
+    from speechseq.text import CharTokenizer
 
     beam = task_script("fsdd_beam")
     root = _mini_fsdd(fsdd_dir, tmp_path / "fsdd", {"george": range(2), "lucas": range(12)})
     seeds = [tmp_path / "seed0", tmp_path / "seed1"]
     for seed, folder in enumerate(seeds):
-        tiny_ctc(seed, texts=tuple(beam.DIGITS)).save_pretrained(folder / "george" / "final")
-    assert beam.main(["--beam", "0", "--ensemble", "--root", str(root), *map(str, seeds)]) == 0
-    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert results["george"]["ensemble_models"] == 2 and results["george"]["utterances"] == 20
-    tables = [beam.closed_set_table(s / "george" / "final", "george", root, 0.3) for s in seeds]
-    rows, last = tables[1]
-    assert [ref for _, ref in rows].count("seven") == 2
-    # each table's best column is the model's own closed-set transcript, recording by recording
+        model = tiny_rnn_las(CharTokenizer.from_texts(list(beam.DIGITS)))
+        torch.manual_seed(seed)
+        with torch.no_grad():  # two different "seeds" of one fold
+            for weight in model.parameters():
+                weight.add_(0.3 * torch.randn_like(weight))
+        model.save_pretrained(folder / "george" / "final")
+    grid = [0.0, 0.3, 1.0]
+    argv = ["--beam", "0", "--ensemble", "--ctc-grid", "0,0.3,1", "--root", str(root), *map(str, seeds)]
+    assert beam.main(argv) == 0
+    george = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["george"]
+    assert george["ensemble_models"] == 2 and george["utterances"] == 20
+    tables = [beam.closed_set_table(s / "george" / "final", "george", root) for s in seeds]
+    rows, parts = tables[1]  # the last folder's run is the fold's model
+    references = [ref for _, ref in rows]
+    assert references.count("seven") == 2 and sorted(parts) == ["ctc", "decoder"]
+    # recombined at any CTC weight, the table ranks each recording's words exactly as the library's closed set
     model = from_pretrained(seeds[1] / "george" / "final")
     audio = [str(root / f"{ref_id}.wav") for ref_id, _ in rows]
-    options = dataclasses.replace(default_options(model), ctc_weight=0.3)
-    texts = [r.text for r in transcribe(model, audio, options, vocabulary=beam.DIGITS)]
-    assert [beam.DIGITS[k] for k in last.argmax(axis=1)] == texts
-    assert results["george"]["closed_wer"] == beam.ensemble_wer([ref for _, ref in rows], [last])
-    assert results["george"]["ensemble_closed_wer"] == beam.ensemble_wer([ref for _, ref in rows], [t for _, t in tables])
+    for lam in grid:
+        options = dataclasses.replace(default_options(model), ctc_weight=lam)
+        texts = [r.text for r in transcribe(model, audio, options, vocabulary=beam.DIGITS)]
+        assert [beam.DIGITS[k] for k in beam.combine(parts, lam).argmax(axis=1)] == texts, lam
+        assert george["closed_wer_by_ctc_weight"][str(lam)] == beam.ensemble_wer(references, [beam.combine(parts, lam)])
+    assert george["closed_wer"] == george["closed_wer_by_ctc_weight"]["0.3"]  # --ctc-weight's default
+    assert george["ensemble_closed_wer"] == beam.ensemble_wer(references, [beam.combine(p, 0.3) for _, p in tables])
     # a run scored on another copy of the recordings (its own equalised folder) cannot join the ensemble
     other = seeds[1] / "audio" / "george"
     other.mkdir(parents=True)

@@ -10,11 +10,16 @@ word, and the embedded corpus's LM has never seen "zero".
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft runs/las_fsdd_ft_rest --beam 10 --ctc-weight 0.3
     python tasks/las/fsdd_beam.py runs/las_fsdd_ft --beam 0              # greedy and closed set only
     python tasks/las/fsdd_beam.py runs/seed0 runs/seed1 runs/seed2 --beam 0 --ensemble
+    python tasks/las/fsdd_beam.py runs/las_fsdd_ft --beam 0 --ctc-grid 0,0.1,0.2,0.3,0.5
 
 ``--ensemble``: where several folders hold the same fold (e.g. seeds), the last folder's model is scored as
 above, and every fold also gets the closed-set WER of all its models together: each recording's ten word
 scores are summed over the models (a product of experts; the scale of each model's score is the same
 joint log-probability) and the best sum wins.
+
+``--ctc-grid``: the closed-set WER of every fold at each CTC weight λ of the grid, and a nested choice of
+λ: each fold is scored with the λ that gives the lowest mean WER on the *other* folds, whose held-out
+speakers are not the fold's; so no speaker's own recordings choose the weight he is scored with.
 """
 
 from __future__ import annotations
@@ -73,10 +78,11 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
 
 
 def closed_set_table(
-    model_dir: Path, speaker: str, root: Path, ctc_weight: float
-) -> tuple[list[tuple[str, str]], np.ndarray]:
-    """``(id, reference)`` of each recording and the ``(N, 10)`` closed-set scores of the ten digit words
-    (columns in ``DIGITS`` order) of one fold model on all recordings of its held-out ``speaker``."""
+    model_dir: Path, speaker: str, root: Path
+) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+    """``(id, reference)`` of each recording, and each scorer's ``(N, 10)`` log-scores of the ten digit
+    words (columns in ``DIGITS`` order: ``"decoder"`` and ``"ctc"``; a CTC model has ``"ctc"`` only) for
+    one fold model on all recordings of its held-out ``speaker``. ``combine`` weighs them."""
     from speechseq.inference import default_options, transcribe
     from speechseq.models import from_pretrained
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
@@ -84,11 +90,25 @@ def closed_set_table(
     model = from_pretrained(model_dir)
     held_out = load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(root), fsdd_unseen_speakers=[speaker]))
     rows = list(held_out["test_unseen"])
+    # Both weights non-zero, so that both scorers run; their parts are kept unweighted.
     options = dataclasses.replace(default_options(model), beam_size=len(DIGITS), nbest=len(DIGITS),
-                                  ctc_weight=ctc_weight)
+                                  ctc_weight=0.5)
     results = transcribe(model, [row["audio"] for row in rows], options, batch_size=32, vocabulary=DIGITS)
-    table = np.array([[{e.text: e.score for e in r.nbest}[word] for word in DIGITS] for r in results])
-    return [(str(row["id"]), str(row["text"])) for row in rows], table
+    by_word = [{e.text: e.scores for e in r.nbest} for r in results]
+    parts = {name: np.array([[scores[word][name] for word in DIGITS] for scores in by_word])
+             for name in by_word[0][DIGITS[0]]}
+    return [(str(row["id"]), str(row["text"])) for row in rows], parts
+
+
+def combine(parts: dict[str, np.ndarray], ctc_weight: float) -> np.ndarray:
+    """``(1−λ)·decoder + λ·ctc`` of a ``closed_set_table`` (a CTC model's table is its CTC score).
+
+    >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-5.0, -1.0]])}, 0.25)
+    array([[-2. , -2.5]])
+    """
+    if "decoder" not in parts:
+        return parts["ctc"]
+    return (1.0 - ctc_weight) * parts["decoder"] + ctc_weight * parts["ctc"]
 
 
 def ensemble_wer(references: list[str], tables: list[np.ndarray]) -> float:
@@ -106,6 +126,20 @@ def ensemble_wer(references: list[str], tables: list[np.ndarray]) -> float:
     return round(100 * float(np.mean([DIGITS[k] != ref for k, ref in zip(best, references)])), 1)
 
 
+def nested_choice(wer: dict[str, dict[float, float]]) -> dict[str, float]:
+    """Fold -> the λ with the lowest mean WER over the other folds (ties: the first λ of the grid).
+
+    >>> nested_choice({"a": {0.0: 9.0, 0.3: 1.0}, "b": {0.0: 2.0, 0.3: 4.0}, "c": {0.0: 2.0, 0.3: 4.0}})
+    {'a': 0.0, 'b': 0.3, 'c': 0.3}
+    """
+    grid = list(next(iter(wer.values())))
+    chosen = {}
+    for fold in wer:
+        others = [scores for other, scores in wer.items() if other != fold]
+        chosen[fold] = min(grid, key=lambda lam: sum(scores[lam] for scores in others))
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
@@ -115,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctc-weight", type=float, default=0.3)
     parser.add_argument("--ensemble", action="store_true",
                         help="also score each fold's models from every folder together (summed closed-set scores)")
+    parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")], default=None,
+                        help="comma-separated CTC weights: closed-set WER at each, and each fold at the weight "
+                             "that is best on the other folds")
     args = parser.parse_args(argv)
     models = fold_models(args.folders)
     if not models:
@@ -125,16 +162,31 @@ def main(argv: list[str] | None = None) -> int:
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
         if args.ensemble:
             finals = fold_finals(args.folders)[speaker]
-            tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root), args.ctc_weight) for d in finals]
+            tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root)) for d in finals]
             if any(rows != tables[0][0] for rows, _ in tables):
                 raise SystemExit(f"fold {speaker}: {[str(d) for d in finals]} read different recordings")
             references = [ref for _, ref in tables[0][0]]
-            results[speaker]["ensemble_closed_wer"] = ensemble_wer(references, [t for _, t in tables])
+            results[speaker]["ensemble_closed_wer"] = ensemble_wer(
+                references, [combine(parts, args.ctc_weight) for _, parts in tables])
             results[speaker]["ensemble_models"] = len(tables)
+        if args.ctc_grid:
+            rows, parts = closed_set_table(model_dir, speaker, root)
+            references = [ref for _, ref in rows]
+            results[speaker]["closed_wer_by_ctc_weight"] = {
+                lam: ensemble_wer(references, [combine(parts, lam)]) for lam in args.ctc_grid}
         print(speaker, results[speaker], flush=True)
+    if args.ctc_grid:
+        chosen = nested_choice({speaker: r["closed_wer_by_ctc_weight"] for speaker, r in results.items()})
+        for speaker, lam in chosen.items():
+            results[speaker]["nested_ctc_weight"] = lam
+            results[speaker]["nested_closed_wer"] = results[speaker]["closed_wer_by_ctc_weight"][lam]
     folds = list(results.values())
-    keys = [key for key in ("greedy_wer", "beam_wer", "closed_wer", "ensemble_closed_wer") if key in folds[0]]
+    keys = [key for key in ("greedy_wer", "beam_wer", "closed_wer", "ensemble_closed_wer", "nested_closed_wer")
+            if key in folds[0]]
     results["mean"] = {key: round(sum(r[key] for r in folds) / len(folds), 1) for key in keys}
+    if args.ctc_grid:
+        results["mean"]["closed_wer_by_ctc_weight"] = {
+            lam: round(sum(r["closed_wer_by_ctc_weight"][lam] for r in folds) / len(folds), 1) for lam in args.ctc_grid}
     print(json.dumps(results))
     return 0
 
