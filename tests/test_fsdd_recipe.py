@@ -441,9 +441,10 @@ def test_closed_set_tables_rank_as_the_library_and_ensembles_sum_them_over_runs_
         options = dataclasses.replace(default_options(model), ctc_weight=lam)
         texts = [r.text for r in transcribe(model, audio, options, vocabulary=beam.DIGITS)]
         assert [beam.DIGITS[k] for k in beam.combine(parts, lam).argmax(axis=1)] == texts, lam
-        assert george["closed_wer_by_ctc_weight"][str(lam)] == beam.ensemble_wer(references, [beam.combine(parts, lam)])
+        wer = beam.closed_set_wer(references, [beam.combine(parts, lam)])
+        assert george["closed_wer_by_ctc_weight"][str(lam)] == wer
     assert george["closed_wer"] == george["closed_wer_by_ctc_weight"]["0.3"]  # --ctc-weight's default
-    assert george["ensemble_closed_wer"] == beam.ensemble_wer(references, [beam.combine(p, 0.3) for _, p in tables])
+    assert george["ensemble_closed_wer"] == beam.closed_set_wer(references, [beam.combine(p, 0.3) for _, p in tables])
     # a run scored on another copy of the recordings (its own equalised folder) cannot join the ensemble
     other = seeds[1] / "audio" / "george"
     other.mkdir(parents=True)

@@ -111,15 +111,15 @@ def combine(parts: dict[str, np.ndarray], ctc_weight: float) -> np.ndarray:
     return (1.0 - ctc_weight) * parts["decoder"] + ctc_weight * parts["ctc"]
 
 
-def ensemble_wer(references: list[str], tables: list[np.ndarray]) -> float:
+def closed_set_wer(references: list[str], tables: list[np.ndarray]) -> float:
     """Closed-set WER (%) of the models whose ``(N, 10)`` digit-word scores are ``tables``, scores summed.
 
     >>> refs = ["zero", "one"]
     >>> a = np.zeros((2, 10)); a[0, 0] = a[1, 2] = 1.0    # right, wrong
     >>> b = np.zeros((2, 10)); b[0, 3] = b[1, 1] = 3.0    # wrong, right (and surer)
-    >>> ensemble_wer(refs, [a]), ensemble_wer(refs, [b]), ensemble_wer(refs, [a, b])
+    >>> closed_set_wer(refs, [a]), closed_set_wer(refs, [b]), closed_set_wer(refs, [a, b])
     (50.0, 50.0, 50.0)
-    >>> ensemble_wer(refs, [a, b, a, a])
+    >>> closed_set_wer(refs, [a, b, a, a])
     0.0
     """
     best = np.sum(tables, axis=0).argmax(axis=1)
@@ -166,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             if any(rows != tables[0][0] for rows, _ in tables):
                 raise SystemExit(f"fold {speaker}: {[str(d) for d in finals]} read different recordings")
             references = [ref for _, ref in tables[0][0]]
-            results[speaker]["ensemble_closed_wer"] = ensemble_wer(
+            results[speaker]["ensemble_closed_wer"] = closed_set_wer(
                 references, [combine(parts, args.ctc_weight) for _, parts in tables])
             results[speaker]["ensemble_models"] = len(tables)
         if args.ctc_grid:
             rows, parts = closed_set_table(model_dir, speaker, root)
             references = [ref for _, ref in rows]
             results[speaker]["closed_wer_by_ctc_weight"] = {
-                lam: ensemble_wer(references, [combine(parts, lam)]) for lam in args.ctc_grid}
+                lam: closed_set_wer(references, [combine(parts, lam)]) for lam in args.ctc_grid}
         print(speaker, results[speaker], flush=True)
     if args.ctc_grid:
         chosen = nested_choice({speaker: r["closed_wer_by_ctc_weight"] for speaker, r in results.items()})
