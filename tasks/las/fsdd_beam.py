@@ -160,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     for speaker, model_dir in models.items():
         root = fold_root(model_dir, speaker, args.root)
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
+        # each model decoded once, though --ensemble and --ctc-grid both need the fold model's table
+        finals = fold_finals(args.folders)[speaker] if args.ensemble else [model_dir] if args.ctc_grid else []
+        tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root)) for d in finals]
         if args.ensemble:
-            finals = fold_finals(args.folders)[speaker]
-            tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root)) for d in finals]
             if any(rows != tables[0][0] for rows, _ in tables):
                 raise SystemExit(f"fold {speaker}: {[str(d) for d in finals]} read different recordings")
             references = [ref for _, ref in tables[0][0]]
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 references, [combine(parts, args.ctc_weight) for _, parts in tables])
             results[speaker]["ensemble_models"] = len(tables)
         if args.ctc_grid:
-            rows, parts = closed_set_table(model_dir, speaker, root)
+            rows, parts = tables[-1]  # the last folder's model is the fold's, as in score_fold
             references = [ref for _, ref in rows]
             results[speaker]["closed_wer_by_ctc_weight"] = {
                 lam: closed_set_wer(references, [combine(parts, lam)]) for lam in args.ctc_grid}
