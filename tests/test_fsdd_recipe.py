@@ -453,3 +453,29 @@ def test_closed_set_tables_rank_as_the_library_and_ensembles_sum_them_over_runs_
         (other / name).symlink_to(fsdd_dir / name)
     with pytest.raises(SystemExit, match="read different recordings"):
         beam.main(["--beam", "0", "--ensemble", "--root", str(root), *map(str, seeds)])
+
+
+def test_test_time_views_average_each_views_table_and_the_identity_view_is_the_recording(
+    tmp_path: Path, fsdd_dir: Path
+) -> None:
+    import numpy as np
+    from test_las import tiny_rnn_las
+
+    from speechseq.text import CharTokenizer
+
+    beam = task_script("fsdd_beam")
+    root = _mini_fsdd(fsdd_dir, tmp_path / "fsdd", {"george": range(1), "lucas": range(3)})
+    model_dir = tmp_path / "run" / "george" / "final"
+    tiny_rnn_las(CharTokenizer.from_texts(list(beam.DIGITS))).save_pretrained(model_dir)
+    rows, plain = beam.closed_set_table(model_dir, "george", root)
+    _, identity = beam.closed_set_table(model_dir, "george", root, [beam.parse_view("speed:1")])
+    _, slow = beam.closed_set_table(model_dir, "george", root, [beam.parse_view("speed:0.9")])
+    _, high = beam.closed_set_table(model_dir, "george", root, [beam.parse_view("pitch:2")])
+    _, both = beam.closed_set_table(model_dir, "george", root, [beam.parse_view("speed:0.9"), beam.parse_view("pitch:2")])
+    assert len(rows) == 10
+    for name in plain:
+        np.testing.assert_array_equal(identity[name], plain[name])
+        assert not np.allclose(slow[name], plain[name]) and not np.allclose(high[name], plain[name])
+        np.testing.assert_allclose(both[name], (slow[name] + high[name]) / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="speed:0"):
+        beam.parse_view("speed:0")

@@ -20,6 +20,14 @@ joint log-probability) and the best sum wins.
 ``--ctc-grid``: the closed-set WER of every fold at each CTC weight λ of the grid, and a nested choice of
 λ: each fold is scored with the λ that gives the lowest mean WER on the *other* folds, whose held-out
 speakers are not the fold's; so no speaker's own recordings choose the weight he is scored with.
+
+``--tta speed:0.9,speed:1,speed:1.1``: test-time augmentation for ``--ensemble`` and ``--ctc-grid``: every
+recording is also heard sped up, slowed down or pitch-shifted, and each word's scores are averaged over
+the views. Each recording is judged alone (nothing is learnt from the speaker's other recordings), so this
+is still the speaker-independent model; it costs one decoding per view. The greedy and ``closed_wer``
+columns stay those of the recording itself.
+
+    python tasks/las/fsdd_beam.py runs/las_fsdd_ft --beam 0 --ctc-grid 0,0.1,0.3 --tta speed:0.9,speed:1,speed:1.1
 """
 
 from __future__ import annotations
@@ -77,12 +85,48 @@ def score_fold(model_dir: Path, speaker: str, root: Path, beam: int, ctc_weight:
     return {**scores, "closed_wer": round(100 * closed["wer"], 1), "utterances": len(held_out)}
 
 
+def parse_view(text: str) -> tuple[str, float]:
+    """A test-time view of the audio: ``"speed:0.9"`` (tempo and pitch, as Kaldi's speed perturbation) or
+    ``"pitch:-1"`` (semitones, duration kept); ``"speed:1"`` is the recording itself.
+
+    >>> parse_view("speed:0.9"), parse_view("pitch:-1.5")
+    (('speed', 0.9), ('pitch', -1.5))
+    >>> parse_view("tempo:2")
+    Traceback (most recent call last):
+    ...
+    ValueError: view 'tempo:2': expected speed:FACTOR or pitch:SEMITONES
+    """
+    kind, _, value = text.partition(":")
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = None
+    if kind not in ("speed", "pitch") or amount is None or (kind == "speed" and amount <= 0):
+        raise ValueError(f"view {text!r}: expected speed:FACTOR or pitch:SEMITONES")
+    return kind, amount
+
+
+def apply_view(wave: np.ndarray, sample_rate: int, view: tuple[str, float]) -> np.ndarray:
+    """``wave`` (S,) as heard through ``view`` (see :func:`parse_view`); the identity views return it as is."""
+    from speechseq.augment import pitch_shift, speed_perturb
+
+    kind, amount = view
+    if (kind == "speed" and amount == 1.0) or (kind == "pitch" and amount == 0.0):
+        return wave
+    return speed_perturb(wave, sample_rate, amount) if kind == "speed" else pitch_shift(wave, sample_rate, amount)
+
+
 def closed_set_table(
-    model_dir: Path, speaker: str, root: Path
+    model_dir: Path, speaker: str, root: Path, views: list[tuple[str, float]] | None = None
 ) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
     """``(id, reference)`` of each recording, and each scorer's ``(N, 10)`` log-scores of the ten digit
     words (columns in ``DIGITS`` order: ``"decoder"`` and ``"ctc"``; a CTC model has ``"ctc"`` only) for
-    one fold model on all recordings of its held-out ``speaker``. ``combine`` weighs them."""
+    one fold model on all recordings of its held-out ``speaker``. ``combine`` weighs them.
+
+    With ``views`` (test-time augmentation), each scorer's table is the mean of its tables over the views
+    of every recording: a product of experts, as ``--ensemble`` is over models. A word impossible for CTC
+    in one view (−inf) stays impossible."""
+    from speechseq.audio import load_audio
     from speechseq.inference import default_options, transcribe
     from speechseq.models import from_pretrained
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
@@ -93,21 +137,34 @@ def closed_set_table(
     # Both weights non-zero, so that both scorers run; their parts are kept unweighted.
     options = dataclasses.replace(default_options(model), beam_size=len(DIGITS), nbest=len(DIGITS),
                                   ctc_weight=0.5)
-    results = transcribe(model, [row["audio"] for row in rows], options, batch_size=32, vocabulary=DIGITS)
-    by_word = [{e.text: e.scores for e in r.nbest} for r in results]
-    parts = {name: np.array([[scores[word][name] for word in DIGITS] for scores in by_word])
-             for name in by_word[0][DIGITS[0]]}
+    rate = model.feature_config.sample_rate
+    waves = [load_audio(row["audio"], rate) for row in rows]
+    tables = []
+    for view in views or [("speed", 1.0)]:
+        inputs = [apply_view(wave, rate, view) for wave in waves]
+        results = transcribe(model, inputs, options, batch_size=32, vocabulary=DIGITS)
+        by_word = [{e.text: e.scores for e in r.nbest} for r in results]
+        tables.append({name: np.array([[scores[word][name] for word in DIGITS] for scores in by_word])
+                       for name in by_word[0][DIGITS[0]]})
+    parts = {name: np.mean([table[name] for table in tables], axis=0) for name in tables[0]}
     return [(str(row["id"]), str(row["text"])) for row in rows], parts
 
 
 def combine(parts: dict[str, np.ndarray], ctc_weight: float) -> np.ndarray:
     """``(1−λ)·decoder + λ·ctc`` of a ``closed_set_table`` (a CTC model's table is its CTC score).
 
+    A weight of 0 or 1 leaves the other scorer out altogether: a word CTC cannot emit in the encoder's frames
+    scores −inf there, and 0·(−inf) would be NaN, which ``argmax`` takes for the best word.
+
     >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-5.0, -1.0]])}, 0.25)
     array([[-2. , -2.5]])
+    >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-np.inf, -1.0]])}, 0.0)
+    array([[-1., -3.]])
     """
-    if "decoder" not in parts:
+    if "decoder" not in parts or ctc_weight >= 1.0:
         return parts["ctc"]
+    if ctc_weight <= 0.0:
+        return parts["decoder"]
     return (1.0 - ctc_weight) * parts["decoder"] + ctc_weight * parts["ctc"]
 
 
@@ -152,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")], default=None,
                         help="comma-separated CTC weights: closed-set WER at each, and each fold at the weight "
                              "that is best on the other folds")
+    parser.add_argument("--tta", type=lambda text: [parse_view(v) for v in text.split(",")], default=None,
+                        help="test-time views whose closed-set scores are averaged in --ensemble and --ctc-grid, "
+                             "e.g. speed:0.9,speed:1,speed:1.1")
     args = parser.parse_args(argv)
     models = fold_models(args.folders)
     if not models:
@@ -162,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         results[speaker] = score_fold(model_dir, speaker, root, args.beam, args.ctc_weight)
         # each model decoded once, though --ensemble and --ctc-grid both need the fold model's table
         finals = fold_finals(args.folders)[speaker] if args.ensemble else [model_dir] if args.ctc_grid else []
-        tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root)) for d in finals]
+        tables = [closed_set_table(d, speaker, fold_root(d, speaker, args.root), args.tta) for d in finals]
         if args.ensemble:
             if any(rows != tables[0][0] for rows, _ in tables):
                 raise SystemExit(f"fold {speaker}: {[str(d) for d in finals]} read different recordings")
