@@ -479,3 +479,6 @@ def test_test_time_views_average_each_views_table_and_the_identity_view_is_the_r
         np.testing.assert_allclose(both[name], (slow[name] + high[name]) / 2, rtol=1e-6)
     with pytest.raises(ValueError, match="speed:0"):
         beam.parse_view("speed:0")
+    for argv in (["--tta", "tempo:2", "--ctc-grid", "0"], ["--tta", "speed:1"]):  # a bad view; views with no use
+        with pytest.raises(SystemExit):
+            beam.main(["--beam", "0", "--root", str(root), *argv, str(tmp_path / "run")])

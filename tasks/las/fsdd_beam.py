@@ -106,6 +106,14 @@ def parse_view(text: str) -> tuple[str, float]:
     return kind, amount
 
 
+def parse_views(text: str) -> list[tuple[str, float]]:
+    """``--tta``'s comma-separated views; a bad one is an argparse error that says what is expected."""
+    try:
+        return [parse_view(view) for view in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def apply_view(wave: np.ndarray, sample_rate: int, view: tuple[str, float]) -> np.ndarray:
     """``wave`` (S,) as heard through ``view`` (see :func:`parse_view`); the identity views return it as is."""
     from speechseq.augment import pitch_shift, speed_perturb
@@ -209,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")], default=None,
                         help="comma-separated CTC weights: closed-set WER at each, and each fold at the weight "
                              "that is best on the other folds")
-    parser.add_argument("--tta", type=lambda text: [parse_view(v) for v in text.split(",")], default=None,
+    parser.add_argument("--tta", type=parse_views, default=None,
                         help="test-time views whose closed-set scores are averaged in --ensemble and --ctc-grid, "
                              "e.g. speed:0.9,speed:1,speed:1.1")
     args = parser.parse_args(argv)
+    if args.tta and not (args.ensemble or args.ctc_grid):
+        parser.error("--tta only changes the --ensemble and --ctc-grid scores: add one of them")
     models = fold_models(args.folders)
     if not models:
         parser.error(f"no '*/final' fold models under {[str(f) for f in args.folders]}")
