@@ -54,6 +54,25 @@ def test_every_fold_holds_its_speaker_out(loso, fsdd_dir: Path, tmp_path: Path) 
         assert "seed=3" in plan.command()
 
 
+def test_training_from_take_0_adds_the_eval_takes_of_the_training_speakers_only(
+    loso, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    """data.fsdd_train_from_take=0: the four training speakers' takes 0-9 train too; the held-out speaker still
+    never trains, and validation and test keep their takes (no longer held out, said in the log)."""
+    (plan,) = loso.plan_runs(fsdd_dir, tmp_path, ["george"], False, ["data.fsdd_train_from_take=0"])
+    splits = loso.split_speakers(plan)
+    others = {"jackson", "lucas", "nicolas", "yweweler"}
+    assert splits["train"] == {s: 500 for s in others}
+    assert splits["validation"] == {s: 50 for s in others} and splits["test"] == {s: 50 for s in others}
+    assert splits["test_unseen"] == {"george": 500}
+
+    from speechseq.errors import ConfigError
+    from speechseq.recipes.base import AsrDataConfig, load_asr_splits
+
+    with pytest.raises(ConfigError, match="data.fsdd_train_from_take"):
+        load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(fsdd_dir), fsdd_train_from_take=11))
+
+
 def test_all_speakers_run_trains_on_everyone(loso, fsdd_dir: Path, tmp_path: Path) -> None:
     (plan,) = loso.plan_runs(fsdd_dir, tmp_path, [], True, [])
     splits = loso.split_speakers(plan)

@@ -158,6 +158,10 @@ class AsrDataConfig:
         root: folder of ``fsdd`` recordings or of the ``ljspeech`` corpus.
         manifests: split -> manifest path (``corpus=manifest``); must hold ``train``.
         fsdd_unseen_speakers: FSDD speakers held out of training entirely; they form ``test_unseen``.
+        fsdd_train_from_take: the training speakers' takes from this index up train (default 10: takes 0-4 are
+            their test, 5-9 their validation). Below 10 the validation and test takes at or above it train too,
+            so those splits stop being held out (only ``test_unseen`` still is); for runs that export their last
+            weights and need no selection.
         ljspeech_eval_utterances: LJSpeech utterances (from the end) held out for validation and for test.
         max_utterances: cap per split (``null`` = all): tiny runs and tests.
         normalize_text: normalise transcripts (lower case, numbers spelled out) before tokenising.
@@ -177,6 +181,7 @@ class AsrDataConfig:
     root: str = ""
     manifests: dict[str, str] = dataclasses.field(default_factory=dict)
     fsdd_unseen_speakers: list[str] = dataclasses.field(default_factory=lambda: ["yweweler"])
+    fsdd_train_from_take: int = 10
     ljspeech_eval_utterances: int = 4
     max_utterances: int | None = None
     normalize_text: bool = True
@@ -263,16 +268,28 @@ def _need_root(cfg: AsrDataConfig) -> Path:
 
 
 def _fsdd_splits(cfg: AsrDataConfig) -> dict[str, Any]:
-    """FSDD folds: index 0-4 test, 5-9 validation, 10-49 train; held-out speakers form test_unseen."""
+    """FSDD folds: index 0-4 test, 5-9 validation, ``fsdd_train_from_take``-49 train; held-out speakers form test_unseen."""
     from speechseq.data.readers import load_fsdd
 
+    first = cfg.fsdd_train_from_take
+    if not 0 <= first <= 10:
+        raise ConfigError(f"data.fsdd_train_from_take: must be between 0 and 10 (takes 0-9 are test and validation), "
+                          f"got {first}")
     full = load_fsdd(_need_root(cfg))
     index = [int(i.rsplit("_", 1)[1]) for i in full["id"]]
     unseen = set(cfg.fsdd_unseen_speakers)
     seen_rows: dict[str, list[int]] = {"train": [], "validation": [], "test": [], "test_unseen": []}
     for row, (speaker, idx) in enumerate(zip(full["speaker"], index)):
-        split = "test_unseen" if speaker in unseen else "test" if idx < 5 else "validation" if idx < 10 else "train"
-        seen_rows[split].append(row)
+        if speaker in unseen:
+            seen_rows["test_unseen"].append(row)
+            continue
+        if idx < 10:
+            seen_rows["test" if idx < 5 else "validation"].append(row)
+        if idx >= first:
+            seen_rows["train"].append(row)
+    if first < 10:
+        logger.warning("data.fsdd_train_from_take=%d: the training speakers' takes %d-9 also train, so validation "
+                       "and test are no longer held out (test_unseen still is)", first, first)
     return {split: full.select(rows) for split, rows in seen_rows.items() if rows}
 
 
