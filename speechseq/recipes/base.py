@@ -268,7 +268,10 @@ def _need_root(cfg: AsrDataConfig) -> Path:
 
 
 def _fsdd_splits(cfg: AsrDataConfig) -> dict[str, Any]:
-    """FSDD folds: index 0-4 test, 5-9 validation, ``fsdd_train_from_take``-49 train; held-out speakers form test_unseen."""
+    """FSDD folds: index 0-4 test, 5-9 validation, ``fsdd_train_from_take``-49 train (default 10-49).
+
+    Held-out speakers form ``test_unseen`` and never train.
+    """
     from speechseq.data.readers import load_fsdd
 
     first = cfg.fsdd_train_from_take
