@@ -33,6 +33,9 @@ from speechseq.errors import ConfigError, SpeechSeqError
 
 logger = logging.getLogger(__name__)
 
+FSDD_TEST_TAKES = 5  # takes 0-4 of each FSDD speaker are its test (FSDD's own test set)
+FSDD_EVAL_TAKES = 10  # takes 5-9 its validation; 10-49 train by default (data.fsdd_train_from_take)
+
 Batch = dict[str, Any]
 
 
@@ -181,7 +184,7 @@ class AsrDataConfig:
     root: str = ""
     manifests: dict[str, str] = dataclasses.field(default_factory=dict)
     fsdd_unseen_speakers: list[str] = dataclasses.field(default_factory=lambda: ["yweweler"])
-    fsdd_train_from_take: int = 10
+    fsdd_train_from_take: int = FSDD_EVAL_TAKES
     ljspeech_eval_utterances: int = 4
     max_utterances: int | None = None
     normalize_text: bool = True
@@ -275,9 +278,9 @@ def _fsdd_splits(cfg: AsrDataConfig) -> dict[str, Any]:
     from speechseq.data.readers import load_fsdd
 
     first = cfg.fsdd_train_from_take
-    if not 0 <= first <= 10:
-        raise ConfigError(f"data.fsdd_train_from_take: must be between 0 and 10 (takes 0-9 are test and validation), "
-                          f"got {first}")
+    if not 0 <= first <= FSDD_EVAL_TAKES:
+        raise ConfigError(f"data.fsdd_train_from_take: must be between 0 and {FSDD_EVAL_TAKES} (takes 0-"
+                          f"{FSDD_EVAL_TAKES - 1} are test and validation), got {first}")
     full = load_fsdd(_need_root(cfg))
     index = [int(i.rsplit("_", 1)[1]) for i in full["id"]]
     unseen = set(cfg.fsdd_unseen_speakers)
@@ -286,13 +289,13 @@ def _fsdd_splits(cfg: AsrDataConfig) -> dict[str, Any]:
         if speaker in unseen:
             seen_rows["test_unseen"].append(row)
             continue
-        if idx < 10:
-            seen_rows["test" if idx < 5 else "validation"].append(row)
+        if idx < FSDD_EVAL_TAKES:
+            seen_rows["test" if idx < FSDD_TEST_TAKES else "validation"].append(row)
         if idx >= first:
             seen_rows["train"].append(row)
-    if first < 10:
-        logger.warning("data.fsdd_train_from_take=%d: the training speakers' takes %d-9 also train, so validation "
-                       "and test are no longer held out (test_unseen still is)", first, first)
+    if first < FSDD_EVAL_TAKES:
+        logger.warning("data.fsdd_train_from_take=%d: the training speakers' takes %d-%d also train, so validation "
+                       "and test are no longer held out (test_unseen still is)", first, first, FSDD_EVAL_TAKES - 1)
     return {split: full.select(rows) for split, rows in seen_rows.items() if rows}
 
 

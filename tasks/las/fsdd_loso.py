@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from speechseq.recipes.base import FSDD_EVAL_TAKES  # takes 0-4 test, 5-9 validation, 10-49 train
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
 from fsdd_speaker_eq import equalize_folder  # noqa: E402
 
@@ -53,7 +55,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "speechseq" / "configs" / "las_fsdd.yaml"
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 ALL_SPEAKERS_RUN = "all"
-FIRST_TRAIN_TAKE = 10  # takes 0-4 of a speaker are its test, 5-9 its validation (speechseq/recipes/base.py)
 _FSDD_NAME = re.compile(r"^\d_([a-z]+)_(\d+)\.wav$")  # speaker, take
 
 
@@ -134,8 +135,8 @@ def link_sources(root: Path, extra: Path, dst: Path) -> Path:
         match = _FSDD_NAME.match(path.name)
         if match is None:
             raise ValueError(f"--extra-train {path}: not named {{digit}}_{{speaker}}_{{take}}.wav (speaker: letters)")
-        if int(match.group(2)) < FIRST_TRAIN_TAKE:
-            raise ValueError(f"--extra-train {path}: take below {FIRST_TRAIN_TAKE} would be a validation or test "
+        if int(match.group(2)) < FSDD_EVAL_TAKES:
+            raise ValueError(f"--extra-train {path}: take below {FSDD_EVAL_TAKES} would be a validation or test "
                              "recording; training-only voices need takes 10 and up")
         if match.group(1) in real:
             raise ValueError(f"--extra-train {path}: speaker {match.group(1)!r} is one of {root}'s own")
