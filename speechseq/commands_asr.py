@@ -149,8 +149,15 @@ def _transcribe(args: argparse.Namespace) -> int:
     if args.stream:
         return _stream(args, model, lm)
     options = decoding_options(args, model, lm)
-    results = transcribe(model, args.audio, options, lm=lm, batch_size=args.batch_size, progress=_progress(args),
-                         precision="bfloat16" if args.bf16 else "float32", vocabulary=read_vocabulary(args.vocabulary))
+    vocabulary = read_vocabulary(args.vocabulary)
+    inputs = _vtln_inputs(model, args.audio, vocabulary, args.batch_size) if args.vtln else args.audio
+    results = transcribe(model, inputs, options, lm=lm, batch_size=args.batch_size, progress=_progress(args),
+                         precision="bfloat16" if args.bf16 else "float32", vocabulary=vocabulary)
+    if args.vtln:  # the warped arrays' results name the files and their own durations
+        from speechseq.audio import audio_info
+
+        for result, path in zip(results, args.audio):
+            result.source, result.duration = str(path), audio_info(path).duration
     for i, result in enumerate(results):
         _print_result(result, args.json)
         if args.plot_attention and result.attention is not None:
@@ -162,13 +169,33 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vtln_inputs(model: Any, paths: Sequence[str], vocabulary: list[str] | None, batch_size: int) -> list[Any]:
+    """``--vtln``: the files as one speaker's recordings, all warped by the speed factor the model is surest of
+    (:mod:`speechseq.warp`); the factor goes to stderr."""
+    from speechseq.audio import load_audio
+    from speechseq.augment import speed_perturb
+    from speechseq.warp import DEFAULT_FACTORS, choose_warp, closed_set_confidence
+
+    if vocabulary is None:
+        raise ConfigError("--vtln chooses the warp on closed-set confidence (the only setting measured): "
+                          "add --vocabulary")
+    rate = model.feature_config.sample_rate
+    waves = [load_audio(path, rate) for path in paths]
+    choice = choose_warp(waves, rate, DEFAULT_FACTORS, closed_set_confidence(model, vocabulary, batch_size))
+    scores = ", ".join(f"{f}: {s:.3f}" for f, s in choice.scores.items())
+    print(f"vtln: speed factor {choice.factor} for all {len(waves)} inputs (mean confidence {scores})",
+          file=sys.stderr)
+    return [(speed_perturb(wave, rate, choice.factor), rate) for wave in waves]
+
+
 def _stream(args: argparse.Namespace, model: Any, lm: Any) -> int:
     """Simulated streaming of each file: partial results on stderr (or in the JSON), final text on stdout."""
     from speechseq.audio import load_audio
     from speechseq.streaming import StreamingRecognizer
 
-    if args.beam != 1 or args.nbest != 1 or lm is not None or args.ctc_weight or args.vocabulary:
-        raise ConfigError("--stream decodes greedily: drop --beam, --nbest, --ctc-weight, --lm and --vocabulary")
+    if args.beam != 1 or args.nbest != 1 or lm is not None or args.ctc_weight or args.vocabulary or args.vtln:
+        raise ConfigError("--stream decodes greedily: drop --beam, --nbest, --ctc-weight, --lm, --vocabulary "
+                          "and --vtln")
     rate = model.feature_config.sample_rate
     recognizer = StreamingRecognizer(model, chunk_seconds=args.chunk_seconds, lookahead_seconds=args.lookahead_seconds)
     for path in args.audio:
@@ -301,6 +328,9 @@ def add_asr_commands(subparsers: Any) -> None:
     tr.add_argument("--json", action="store_true", help="one JSON object per file (N-best, scores, duration)")
     tr.add_argument("--plot-attention", metavar="PNG", default=None,
                     help="save the attention map (several files: PNG_{i}_{name}.png)")
+    tr.add_argument("--vtln", action="store_true",
+                    help="the files are one speaker: warp them all by the speed factor (0.85-1.15) the model is "
+                         "surest of, chosen on closed-set confidence (needs --vocabulary)")
     tr.add_argument("--stream", action="store_true", help="simulate streaming (MoChA LAS or CTC): partial results")
     tr.add_argument("--chunk-seconds", type=float, default=0.4, help="--stream: audio per update [0.4]")
     tr.add_argument("--lookahead-seconds", type=float, default=0.2,

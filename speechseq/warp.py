@@ -1,0 +1,111 @@
+"""Vocal-tract length normalisation (VTLN) of a new speaker by a speed warp chosen on the model's confidence.
+
+A speaker with a shorter or longer vocal tract than the training speakers has all his formants higher or
+lower. Classical VTLN (Lee & Rose 1996) warps the frequency axis by one factor per speaker, the factor under
+which the model likes the speaker's audio best. Here the warp is a speed change of the waveform
+(:func:`speechseq.augment.speed_perturb`: every frequency times ``f``, duration divided by ``f``), so it
+works with any model and front end, and the models have seen such warps in training (speed perturbation).
+The choice needs the speaker's recordings and no transcript: for each factor of a grid, every recording is
+warped and scored by ``score`` (e.g. :func:`closed_set_confidence`: the attention decoder's log-probability
+of its best candidate), and the factor with the highest mean wins. Ties go to the factor closest to 1.
+
+Example (a scorer that likes 200 Hz tones: a speaker at 220 Hz is slowed by 0.9):
+    >>> import numpy as np
+    >>> t = np.arange(8000) / 8000
+    >>> waves = [np.sin(2 * np.pi * 220 * t).astype(np.float32)]
+    >>> def closeness_to_200_hz(warped):
+    ...     return np.array([-abs(np.abs(np.fft.rfft(w)).argmax() * 8000 / len(w) - 200) for w in warped])
+    >>> choice = choose_warp(waves, 8000, [0.85, 0.9, 0.95, 1.0, 1.05], closeness_to_200_hz)
+    >>> choice.factor
+    0.9
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from speechseq.augment import speed_perturb
+from speechseq.errors import ConfigError
+
+# The training's speed perturbation factors and 1: warps the models have heard.
+DEFAULT_FACTORS = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15)
+
+Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class WarpChoice:
+    """The chosen warp of one speaker.
+
+    Attributes:
+        factor: the speed factor to apply to every recording of the speaker.
+        scores: factor -> mean score of the speaker's recordings warped by it (higher is better).
+    """
+
+    factor: float
+    scores: dict[float, float]
+
+
+def check_factors(factors: Sequence[float]) -> list[float]:
+    """The grid as floats; a clear error for an empty grid or a factor that is not positive."""
+    grid = [float(f) for f in factors]
+    if not grid or any(not f > 0 for f in grid):
+        raise ConfigError(f"warp factors must be a non-empty list of positive speed factors, got {list(factors)}")
+    return grid
+
+
+def pick(scores: dict[float, float]) -> float:
+    """The factor with the highest score; of equal scores, the one closest to 1 (no warp).
+
+    >>> pick({0.9: -1.0, 1.0: -1.0, 1.1: -2.0}), pick({0.9: -0.5, 1.0: -1.0})
+    (1.0, 0.9)
+    """
+    return max(scores, key=lambda f: (scores[f], -abs(f - 1.0)))
+
+
+def choose_warp(waves: Sequence[np.ndarray], sample_rate: int, factors: Sequence[float], score: Scorer) -> WarpChoice:
+    """Choose one speaker's warp.
+
+    Args:
+        waves: the speaker's recordings, each (S,) float at ``sample_rate``.
+        sample_rate: their rate in Hz.
+        factors: the grid of speed factors to try.
+        score: warped recordings -> (N,) per-recording scores, higher where the model fits better.
+
+    Returns:
+        The factor whose warped recordings score highest on average, and every factor's mean score.
+
+    Raises:
+        ConfigError: no recordings, or a bad grid.
+    """
+    grid = check_factors(factors)
+    if len(waves) == 0:
+        raise ConfigError("choose_warp needs at least one recording of the speaker")
+    scores = {}
+    for factor in grid:
+        values = np.asarray(score([speed_perturb(w, sample_rate, factor) for w in waves]), dtype=np.float64)
+        if values.shape != (len(waves),):
+            raise ConfigError(f"the scorer returned shape {values.shape} for {len(waves)} recordings")
+        scores[factor] = float(values.mean())
+    return WarpChoice(pick(scores), scores)
+
+
+def closed_set_confidence(model: Any, vocabulary: Sequence[str], batch_size: int = 32) -> Scorer:
+    """A scorer for :func:`choose_warp`: each recording's attention-decoder log-probability of its best
+    word of ``vocabulary`` (closed-set decoding, CTC weight 0; CTC's score depends on the number of frames,
+    which the warp changes)."""
+    from speechseq.inference import default_options, transcribe
+
+    if not vocabulary:
+        raise ConfigError("closed_set_confidence needs a non-empty vocabulary")
+    options = dataclasses.replace(default_options(model), beam_size=len(vocabulary), nbest=1, ctc_weight=0.0,
+                                  length_bonus=0.0)
+
+    def score(waves: Sequence[np.ndarray]) -> np.ndarray:
+        results = transcribe(model, list(waves), options, batch_size=batch_size, vocabulary=vocabulary)
+        return np.array([r.nbest[0].scores["decoder"] for r in results])
+
+    return score

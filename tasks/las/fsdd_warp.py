@@ -1,0 +1,148 @@
+"""Per-speaker VTLN on FSDD's held-out speakers: a speed warp chosen on the model's confidence, no transcripts.
+
+For every fold model of ``tasks/las/fsdd_loso.py`` (``OUT/{speaker}/final``), each recording of the held-out
+speaker is decoded closed-set under every speed factor of ``--factors``; the speaker's factor f* is the one
+whose recordings the attention decoder gives the highest mean best-word log-probability
+(:mod:`speechseq.warp`; ties to the factor closest to 1). The speaker is then scored at f*, with the CTC
+weight λ chosen on the other folds (each at its own f*), as ``fsdd_beam.py --ctc-grid`` does.
+
+Like ``--speaker-eq``, this uses the new speaker's recordings without their transcripts; unlike
+``fsdd_adapt.py`` no weight changes. Also printed: the tables of f*-0.1, f*, f*+0.1 averaged (``views``);
+f* chosen from only ``--budget`` recordings drawn at random (``--draws`` seeded draws; the WER at the
+warped column's λ, mean over the draws): what a new user who gives a few recordings gets; and every
+factor's WER at that λ (the ``oracle`` column takes the best of them with hindsight: a diagnostic only).
+
+The decoded tables are cached in ``OUT/warp_tables/{speaker}.npz`` (a rerun with other options is quick).
+
+    python tasks/las/fsdd_warp.py runs/fsdd600_s0a runs/fsdd600_s0b --ctc-grid 0,0.1,0.2,0.3,0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
+from fsdd_beam import (  # noqa: E402
+    DEFAULT_ROOT,
+    closed_set_table,
+    closed_set_wer,
+    combine,
+    fold_models,
+    fold_root,
+    nested_choice,
+)
+
+from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
+
+
+def warp_tables(model_dir: Path, speaker: str, root: Path, factors: list[float]) -> tuple[list[str], dict]:
+    """References of the held-out recordings and, per factor, the ``closed_set_table`` parts of the recordings
+    warped by it; cached next to the fold folder (recomputed when the grid is not the cached one)."""
+    cache = model_dir.parents[1] / "warp_tables" / f"{speaker}.npz"
+    if cache.is_file():
+        saved = np.load(cache)
+        if list(saved["factors"]) == factors:
+            return list(saved["references"]), {f: {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]}
+                                                for i, f in enumerate(factors)}
+    tables = {}
+    for factor in factors:
+        rows, parts = closed_set_table(model_dir, speaker, root, [("speed", factor)])
+        tables[factor] = parts
+    references = [ref for _, ref in rows]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, factors=np.array(factors), references=np.array(references),
+             decoder=np.stack([tables[f]["decoder"] for f in factors]), ctc=np.stack([tables[f]["ctc"] for f in factors]))
+    return references, tables
+
+
+def confidence_by_factor(tables: dict, recordings: slice = slice(None)) -> dict[float, float]:
+    """Factor -> mean over ``recordings`` of the decoder's best-word log-probability (the choice criterion).
+
+    >>> confidence_by_factor({1.0: {"decoder": np.array([[-1.0, -3.0], [-2.0, -0.5]])}})
+    {1.0: -0.75}
+    """
+    return {f: float(parts["decoder"][recordings].max(axis=1).mean()) for f, parts in tables.items()}
+
+
+def neighbours(factor: float, factors: list[float], step: float = 0.1) -> list[float]:
+    """The grid's factors at ``factor`` - step, ``factor``, + step (those on the grid).
+
+    >>> neighbours(0.9, [0.85, 0.9, 0.95, 1.0]), neighbours(0.95, [0.85, 0.9, 0.95, 1.0, 1.05])
+    ([0.9, 1.0], [0.85, 0.95, 1.05])
+    """
+    return [f for f in factors if min(abs(f - (factor + d)) for d in (-step, 0.0, step)) < 1e-6]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                        help="FSDD recordings folder (a --speaker-eq fold reads its own equalised copy)")
+    parser.add_argument("--factors", type=lambda text: [float(v) for v in text.split(",")],
+                        default=list(DEFAULT_FACTORS), help="comma-separated speed factors to choose from")
+    parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")],
+                        default=[0.0, 0.1, 0.2, 0.3, 0.5], help="CTC weights; each fold gets the other folds' best")
+    parser.add_argument("--budget", type=int, default=50,
+                        help="also choose f* from only this many of the speaker's recordings, drawn at random")
+    parser.add_argument("--draws", type=int, default=10, help="random draws of --budget recordings (seed 0)")
+    args = parser.parse_args(argv)
+    try:
+        factors = check_factors(args.factors)
+    except ValueError as err:
+        parser.error(str(err))
+    models = fold_models(args.folders)
+    if not models:
+        parser.error(f"no '*/final' fold models under {[str(f) for f in args.folders]}")
+
+    folds = {}
+    for speaker, model_dir in models.items():
+        references, tables = warp_tables(model_dir, speaker, fold_root(model_dir, speaker, args.root), factors)
+        chosen = pick(confidence_by_factor(tables))
+        rng = np.random.default_rng(0)
+        budget = [pick(confidence_by_factor(tables, rng.choice(len(references), min(args.budget, len(references)), replace=False)))
+                  for _ in range(args.draws)]
+        views = neighbours(chosen, factors)
+        averaged = {name: np.mean([tables[f][name] for f in views], axis=0) for name in ("decoder", "ctc")}
+        folds[speaker] = {
+            "factor": chosen, "budget_factor": budget, "views": views,
+            "wer": {f: {lam: closed_set_wer(references, [combine(tables[f], lam)]) for lam in args.ctc_grid}
+                    for f in factors},
+            "views_wer": {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in args.ctc_grid},
+        }
+        print(speaker, "f* =", chosen, f"(from {args.budget} recordings: {budget})", flush=True)
+
+    results = {}
+    columns = {
+        "unwarped": lambda r: r["wer"][1.0] if 1.0 in r["wer"] else None,
+        "warped": lambda r: r["wer"][r["factor"]],
+        "views": lambda r: r["views_wer"],
+    }
+    for name, by_lambda in columns.items():
+        tables = {s: by_lambda(r) for s, r in folds.items()}
+        if any(t is None for t in tables.values()):
+            continue
+        lam = nested_choice(tables)
+        results[name] = {s: {"ctc_weight": lam[s], "wer": tables[s][lam[s]]} for s in folds}
+        results[name]["mean"] = round(sum(tables[s][lam[s]] for s in folds) / len(folds), 2)
+    # f* from a few recordings, at the λ of the warped column: the mean WER over the draws
+    budget = {s: float(np.mean([r["wer"][f][results["warped"][s]["ctc_weight"]] for f in r["budget_factor"]]))
+              for s, r in folds.items()}
+    results["budget_warped"] = {**{s: round(v, 2) for s, v in budget.items()},
+                                "mean": round(sum(budget.values()) / len(budget), 2)}
+    # hindsight, per fold: the best factor at the nested λ of the warped column (a diagnostic only)
+    oracle = {s: min(r["wer"][f][results["warped"][s]["ctc_weight"]] for f in factors) for s, r in folds.items()}
+    results["oracle"] = {**oracle, "mean": round(sum(oracle.values()) / len(oracle), 2)}
+    results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
+    for name in [n for n in ("unwarped", "warped", "views", "budget_warped", "oracle") if n in results]:
+        print(f"{name:14s}", {s: v["wer"] if isinstance(v, dict) else v for s, v in results[name].items()})
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
