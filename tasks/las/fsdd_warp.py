@@ -137,9 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     # hindsight, per fold: the best factor at the nested λ of the warped column (a diagnostic only)
     oracle = {s: min(r["wer"][f][results["warped"][s]["ctc_weight"]] for f in factors) for s, r in folds.items()}
     results["oracle"] = {**oracle, "mean": round(sum(oracle.values()) / len(oracle), 2)}
+    # every λ of the grid for all folds alike, without the nested choice
+    results["by_ctc_weight"] = {
+        name: {lam: round(float(np.mean([pick_wer(r)[lam] for r in folds.values()])), 2) for lam in args.ctc_grid}
+        for name, pick_wer in (("unwarped", lambda r: r["wer"].get(1.0)), ("warped", lambda r: r["wer"][r["factor"]]))
+        if 1.0 in factors or name == "warped"}
     results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
     for name in [n for n in ("unwarped", "warped", "views", "budget_warped", "oracle") if n in results]:
         print(f"{name:14s}", {s: v["wer"] if isinstance(v, dict) else v for s, v in results[name].items()})
+    for name, by_lambda in results["by_ctc_weight"].items():
+        print(f"{name:9s} at each λ", by_lambda)
     print(json.dumps(results))
     return 0
 
