@@ -501,3 +501,44 @@ def test_test_time_views_average_each_views_table_and_the_identity_view_is_the_r
     for argv in (["--tta", "tempo:2", "--ctc-grid", "0"], ["--tta", "speed:1"]):  # a bad view; views with no use
         with pytest.raises(SystemExit):
             beam.main(["--beam", "0", "--root", str(root), *argv, str(tmp_path / "run")])
+
+
+def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_factor(
+    tmp_path: Path, fsdd_dir: Path, monkeypatch
+) -> None:
+    import numpy as np
+    from test_las import tiny_rnn_las
+
+    from speechseq.text import CharTokenizer
+
+    beam, warp = task_script("fsdd_beam"), task_script("fsdd_warp")
+    root = _mini_fsdd(fsdd_dir, tmp_path / "fsdd", {"george": range(1), "lucas": range(3)})
+    model_dir = tmp_path / "run" / "george" / "final"
+    tiny_rnn_las(CharTokenizer.from_texts(list(beam.DIGITS))).save_pretrained(model_dir)
+    refs, tables = warp.warp_tables(model_dir, "george", root, [0.9, 1.0])
+    _, slow = beam.closed_set_table(model_dir, "george", root, [("speed", 0.9)])
+    np.testing.assert_allclose(tables[0.9]["decoder"], slow["decoder"], rtol=1e-6)
+    assert len(refs) == 10 and (tmp_path / "run" / "warp_tables" / "george.npz").is_file()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(warp, "closed_set_table", no_decoding)
+    again_refs, again = warp.warp_tables(model_dir, "george", root, [0.9, 1.0])  # from the cache
+    assert again_refs == refs and np.array_equal(again[1.0]["ctc"], tables[1.0]["ctc"])
+    with pytest.raises(AssertionError, match="decoded again"):  # another grid is not the cached one
+        warp.warp_tables(model_dir, "george", root, [0.9, 1.0, 1.1])
+
+    # two folds: "a" is better warped by 0.9 (its f*), "b" is best unwarped (its f* is 1)
+    folds = {
+        "a": {"factor": 0.9, "budget_factor": [0.9, 1.0], "views_wer": {0.0: 6.0, 0.1: 6.0},
+              "wer": {0.9: {0.0: 5.0, 0.1: 7.0}, 1.0: {0.0: 9.0, 0.1: 8.0}}},
+        "b": {"factor": 1.0, "budget_factor": [1.0, 1.0], "views_wer": {0.0: 3.0, 0.1: 3.0},
+              "wer": {0.9: {0.0: 2.0, 0.1: 6.0}, 1.0: {0.0: 4.0, 0.1: 5.0}}},
+    }
+    out = warp.summary(folds, [0.0, 0.1])
+    # each fold's λ is the one best on the other fold, at that fold's own f*
+    assert out["warped"]["a"] == {"ctc_weight": 0.0, "wer": 5.0} and out["warped"]["b"] == {"ctc_weight": 0.0, "wer": 4.0}
+    assert out["unwarped"]["a"] == {"ctc_weight": 0.0, "wer": 9.0} and out["unwarped"]["b"]["ctc_weight"] == 0.1
+    assert out["warped"]["mean"] == 4.5 and out["budget_warped"]["a"] == 7.0 and out["oracle"]["b"] == 2.0
+    assert out["by_ctc_weight"]["warped"] == {0.0: 4.5, 0.1: 6.0}

@@ -78,6 +78,49 @@ def neighbours(factor: float, factors: list[float], step: float = 0.1) -> list[f
     return [f for f in factors if min(abs(f - (factor + d)) for d in (-step, 0.0, step)) < 1e-6]
 
 
+def fold_scores(references: list[str], tables: dict, ctc_grid: list[float], budget: int, draws: int) -> dict:
+    """One fold: its f*, the f* of ``draws`` random draws of ``budget`` recordings, the views around f*, and
+    the closed-set WER of every factor (and of the views) at every λ of ``ctc_grid``."""
+    chosen = pick(confidence_by_factor(tables))
+    rng = np.random.default_rng(0)
+    size = min(budget, len(references))
+    drawn = [pick(confidence_by_factor(tables, rng.choice(len(references), size, replace=False))) for _ in range(draws)]
+    views = neighbours(chosen, list(tables))
+    averaged = {name: np.mean([tables[f][name] for f in views], axis=0) for name in ("decoder", "ctc")}
+    return {
+        "factor": chosen, "budget_factor": drawn, "views": views,
+        "wer": {f: {lam: closed_set_wer(references, [combine(parts, lam)]) for lam in ctc_grid}
+                for f, parts in tables.items()},
+        "views_wer": {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in ctc_grid},
+    }
+
+
+def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
+    """The columns over folds: ``unwarped`` (if 1 is on the grid), ``warped``, ``views`` with the nested λ;
+    ``budget_warped`` and ``oracle`` at the warped column's λ; and every fixed λ's mean (``by_ctc_weight``)."""
+    results: dict = {}
+    columns = {"warped": lambda r: r["wer"][r["factor"]], "views": lambda r: r["views_wer"]}
+    if all(1.0 in r["wer"] for r in folds.values()):
+        columns = {"unwarped": lambda r: r["wer"][1.0], **columns}
+    for name, by_lambda in columns.items():
+        tables = {s: by_lambda(r) for s, r in folds.items()}
+        lam = nested_choice(tables)
+        results[name] = {s: {"ctc_weight": lam[s], "wer": tables[s][lam[s]]} for s in folds}
+        results[name]["mean"] = round(sum(tables[s][lam[s]] for s in folds) / len(folds), 2)
+    lam = {s: results["warped"][s]["ctc_weight"] for s in folds}
+    # f* from a few recordings: the mean WER over the draws
+    budget = {s: round(float(np.mean([r["wer"][f][lam[s]] for f in r["budget_factor"]])), 2) for s, r in folds.items()}
+    # hindsight: each fold's best factor (a diagnostic only)
+    oracle = {s: min(scores[lam[s]] for scores in r["wer"].values()) for s, r in folds.items()}
+    for name, values in (("budget_warped", budget), ("oracle", oracle)):
+        results[name] = {**values, "mean": round(sum(values.values()) / len(values), 2)}
+    results["by_ctc_weight"] = {
+        name: {lam: round(float(np.mean([by_lambda(r)[lam] for r in folds.values()])), 2) for lam in ctc_grid}
+        for name, by_lambda in columns.items() if name != "views"}
+    results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
@@ -102,47 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     folds = {}
     for speaker, model_dir in models.items():
         references, tables = warp_tables(model_dir, speaker, fold_root(model_dir, speaker, args.root), factors)
-        chosen = pick(confidence_by_factor(tables))
-        rng = np.random.default_rng(0)
-        budget = [pick(confidence_by_factor(tables, rng.choice(len(references), min(args.budget, len(references)), replace=False)))
-                  for _ in range(args.draws)]
-        views = neighbours(chosen, factors)
-        averaged = {name: np.mean([tables[f][name] for f in views], axis=0) for name in ("decoder", "ctc")}
-        folds[speaker] = {
-            "factor": chosen, "budget_factor": budget, "views": views,
-            "wer": {f: {lam: closed_set_wer(references, [combine(tables[f], lam)]) for lam in args.ctc_grid}
-                    for f in factors},
-            "views_wer": {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in args.ctc_grid},
-        }
-        print(speaker, "f* =", chosen, f"(from {args.budget} recordings: {budget})", flush=True)
-
-    results = {}
-    columns = {
-        "unwarped": lambda r: r["wer"][1.0] if 1.0 in r["wer"] else None,
-        "warped": lambda r: r["wer"][r["factor"]],
-        "views": lambda r: r["views_wer"],
-    }
-    for name, by_lambda in columns.items():
-        tables = {s: by_lambda(r) for s, r in folds.items()}
-        if any(t is None for t in tables.values()):
-            continue
-        lam = nested_choice(tables)
-        results[name] = {s: {"ctc_weight": lam[s], "wer": tables[s][lam[s]]} for s in folds}
-        results[name]["mean"] = round(sum(tables[s][lam[s]] for s in folds) / len(folds), 2)
-    # f* from a few recordings, at the λ of the warped column: the mean WER over the draws
-    budget = {s: float(np.mean([r["wer"][f][results["warped"][s]["ctc_weight"]] for f in r["budget_factor"]]))
-              for s, r in folds.items()}
-    results["budget_warped"] = {**{s: round(v, 2) for s, v in budget.items()},
-                                "mean": round(sum(budget.values()) / len(budget), 2)}
-    # hindsight, per fold: the best factor at the nested λ of the warped column (a diagnostic only)
-    oracle = {s: min(r["wer"][f][results["warped"][s]["ctc_weight"]] for f in factors) for s, r in folds.items()}
-    results["oracle"] = {**oracle, "mean": round(sum(oracle.values()) / len(oracle), 2)}
-    # every λ of the grid for all folds alike, without the nested choice
-    results["by_ctc_weight"] = {
-        name: {lam: round(float(np.mean([pick_wer(r)[lam] for r in folds.values()])), 2) for lam in args.ctc_grid}
-        for name, pick_wer in (("unwarped", lambda r: r["wer"].get(1.0)), ("warped", lambda r: r["wer"][r["factor"]]))
-        if 1.0 in factors or name == "warped"}
-    results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
+        folds[speaker] = fold_scores(references, tables, args.ctc_grid, args.budget, args.draws)
+        print(speaker, "f* =", folds[speaker]["factor"],
+              f"(from {args.budget} recordings: {folds[speaker]['budget_factor']})", flush=True)
+    results = summary(folds, args.ctc_grid)
     for name in [n for n in ("unwarped", "warped", "views", "budget_warped", "oracle") if n in results]:
         print(f"{name:14s}", {s: v["wer"] if isinstance(v, dict) else v for s, v in results[name].items()})
     for name, by_lambda in results["by_ctc_weight"].items():
