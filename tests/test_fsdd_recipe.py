@@ -532,8 +532,10 @@ def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_fact
     # two folds: "a" is better warped by 0.9 (its f*), "b" is best unwarped (its f* is 1)
     folds = {
         "a": {"factor": 0.9, "budget_factor": [0.9, 1.0], "views_wer": {0.0: 6.0, 0.1: 6.0},
+              "unwarped_views_wer": {0.0: 8.0, 0.1: 7.5},
               "wer": {0.9: {0.0: 5.0, 0.1: 7.0}, 1.0: {0.0: 9.0, 0.1: 8.0}}},
         "b": {"factor": 1.0, "budget_factor": [1.0, 1.0], "views_wer": {0.0: 3.0, 0.1: 3.0},
+              "unwarped_views_wer": {0.0: 3.0, 0.1: 3.5},
               "wer": {0.9: {0.0: 2.0, 0.1: 6.0}, 1.0: {0.0: 4.0, 0.1: 5.0}}},
     }
     out = warp.summary(folds, [0.0, 0.1])
@@ -541,4 +543,5 @@ def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_fact
     assert out["warped"]["a"] == {"ctc_weight": 0.0, "wer": 5.0} and out["warped"]["b"] == {"ctc_weight": 0.0, "wer": 4.0}
     assert out["unwarped"]["a"] == {"ctc_weight": 0.0, "wer": 9.0} and out["unwarped"]["b"]["ctc_weight"] == 0.1
     assert out["warped"]["mean"] == 4.5 and out["budget_warped"]["a"] == 7.0 and out["oracle"]["b"] == 2.0
-    assert out["by_ctc_weight"]["warped"] == {0.0: 4.5, 0.1: 6.0}
+    assert out["unwarped_views"]["mean"] == 5.75  # a at λ 0 (best on b), b at λ 0.1 (best on a)
+    assert out["by_ctc_weight"]["warped"] == {0.0: 4.5, 0.1: 6.0} and set(out["by_ctc_weight"]) == {"unwarped", "warped"}

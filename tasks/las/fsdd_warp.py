@@ -7,7 +7,8 @@ whose recordings the attention decoder gives the highest mean best-word log-prob
 weight λ chosen on the other folds (each at its own f*), as ``fsdd_beam.py --ctc-grid`` does.
 
 Like ``--speaker-eq``, this uses the new speaker's recordings without their transcripts; unlike
-``fsdd_adapt.py`` no weight changes. Also printed: the tables of f*-0.1, f*, f*+0.1 averaged (``views``);
+``fsdd_adapt.py`` no weight changes. Also printed: the tables of f*-0.1, f*, f*+0.1 averaged (``views``),
+and of 0.9, 1, 1.1 (``unwarped_views``: stop 18's per-recording views, ``fsdd_beam.py --tta``);
 f* chosen from only ``--budget`` recordings drawn at random (``--draws`` seeded draws; the WER at the
 warped column's λ, mean over the draws): what a new user who gives a few recordings gets; and every
 factor's WER at that λ (the ``oracle`` column takes the best of them with hindsight: a diagnostic only).
@@ -86,22 +87,30 @@ def fold_scores(references: list[str], tables: dict, ctc_grid: list[float], budg
     size = min(budget, len(references))
     drawn = [pick(confidence_by_factor(tables, rng.choice(len(references), size, replace=False))) for _ in range(draws)]
     views = neighbours(chosen, list(tables))
-    averaged = {name: np.mean([tables[f][name] for f in views], axis=0) for name in ("decoder", "ctc")}
+
+    def views_wer(factors: list[float]) -> dict[float, float]:
+        averaged = {name: np.mean([tables[f][name] for f in factors], axis=0) for name in ("decoder", "ctc")}
+        return {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in ctc_grid}
+
     return {
         "factor": chosen, "budget_factor": drawn, "views": views,
         "wer": {f: {lam: closed_set_wer(references, [combine(parts, lam)]) for lam in ctc_grid}
                 for f, parts in tables.items()},
-        "views_wer": {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in ctc_grid},
+        "views_wer": views_wer(views),
+        # stop 18's views of the recording itself (0.9, 1, 1.1 where on the grid): the per-recording baseline
+        "unwarped_views_wer": views_wer(neighbours(1.0, list(tables))) if 1.0 in tables else None,
     }
 
 
 def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
-    """The columns over folds: ``unwarped`` (if 1 is on the grid), ``warped``, ``views`` with the nested λ;
+    """The columns over folds: ``unwarped`` and ``unwarped_views`` (0.9, 1, 1.1; if 1 is on the grid),
+    ``warped``, ``views`` (f*-0.1, f*, f*+0.1) with the nested λ;
     ``budget_warped`` and ``oracle`` at the warped column's λ; and every fixed λ's mean (``by_ctc_weight``)."""
     results: dict = {}
     columns = {"warped": lambda r: r["wer"][r["factor"]], "views": lambda r: r["views_wer"]}
     if all(1.0 in r["wer"] for r in folds.values()):
-        columns = {"unwarped": lambda r: r["wer"][1.0], **columns}
+        columns = {"unwarped": lambda r: r["wer"][1.0], "unwarped_views": lambda r: r["unwarped_views_wer"],
+                   **columns}
     for name, by_lambda in columns.items():
         tables = {s: by_lambda(r) for s, r in folds.items()}
         lam = nested_choice(tables)
@@ -116,7 +125,7 @@ def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
         results[name] = {**values, "mean": round(sum(values.values()) / len(values), 2)}
     results["by_ctc_weight"] = {
         name: {lam: round(float(np.mean([by_lambda(r)[lam] for r in folds.values()])), 2) for lam in ctc_grid}
-        for name, by_lambda in columns.items() if name != "views"}
+        for name, by_lambda in columns.items() if "views" not in name}
     results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
     return results
 
@@ -149,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         print(speaker, "f* =", folds[speaker]["factor"],
               f"(from {args.budget} recordings: {folds[speaker]['budget_factor']})", flush=True)
     results = summary(folds, args.ctc_grid)
-    for name in [n for n in ("unwarped", "warped", "views", "budget_warped", "oracle") if n in results]:
+    for name in [n for n in ("unwarped", "unwarped_views", "warped", "views", "budget_warped", "oracle")
+                 if n in results]:
         print(f"{name:14s}", {s: v["wer"] if isinstance(v, dict) else v for s, v in results[name].items()})
     for name, by_lambda in results["by_ctc_weight"].items():
         print(f"{name:9s} at each λ", by_lambda)
