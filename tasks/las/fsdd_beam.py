@@ -205,16 +205,31 @@ def nested_choice(wer: dict[str, dict[float, float]]) -> dict[str, float]:
     return chosen
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def float_list(text: str) -> list[float]:
+    """A comma-separated list of numbers on the command line.
+
+    >>> float_list("0,0.1,0.3")
+    [0.0, 0.1, 0.3]
+    """
+    return [float(value) for value in text.split(",")]
+
+
+def fold_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the arguments of every script that scores the folds of ``fsdd_loso.py``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
                         help="FSDD recordings folder (a --speaker-eq fold reads its own equalised copy)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = fold_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--beam", type=int, default=10, help="beam size; 0 skips the beam-search column")
     parser.add_argument("--ctc-weight", type=float, default=0.3)
     parser.add_argument("--ensemble", action="store_true",
                         help="also score each fold's models from every folder together (summed closed-set scores)")
-    parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")], default=None,
+    parser.add_argument("--ctc-grid", type=float_list, default=None,
                         help="comma-separated CTC weights: closed-set WER at each, and each fold at the weight "
                              "that is best on the other folds")
     parser.add_argument("--tta", type=parse_views, default=None,

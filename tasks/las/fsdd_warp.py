@@ -20,7 +20,6 @@ The decoded tables are cached in ``OUT/warp_tables/{speaker}.npz`` (a rerun with
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -29,11 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import (  # noqa: E402
-    DEFAULT_ROOT,
     closed_set_table,
     closed_set_wer,
     combine,
+    float_list,
     fold_models,
+    fold_parser,
     fold_root,
     nested_choice,
 )
@@ -131,14 +131,11 @@ def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="output folders of tasks/las/fsdd_loso.py")
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
-                        help="FSDD recordings folder (a --speaker-eq fold reads its own equalised copy)")
-    parser.add_argument("--factors", type=lambda text: [float(v) for v in text.split(",")],
-                        default=list(DEFAULT_FACTORS), help="comma-separated speed factors to choose from")
-    parser.add_argument("--ctc-grid", type=lambda text: [float(v) for v in text.split(",")],
-                        default=[0.0, 0.1, 0.2, 0.3, 0.5], help="CTC weights; each fold gets the other folds' best")
+    parser = fold_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--factors", type=float_list, default=list(DEFAULT_FACTORS),
+                        help="comma-separated speed factors to choose from")
+    parser.add_argument("--ctc-grid", type=float_list, default=[0.0, 0.1, 0.2, 0.3, 0.5],
+                        help="CTC weights; each fold gets the other folds' best")
     parser.add_argument("--budget", type=int, default=50,
                         help="also choose f* from only this many of the speaker's recordings, drawn at random")
     parser.add_argument("--draws", type=int, default=10, help="random draws of --budget recordings (seed 0)")
