@@ -96,7 +96,8 @@ def choose_warp(waves: Sequence[np.ndarray], sample_rate: int, factors: Sequence
 def closed_set_confidence(model: Any, vocabulary: Sequence[str], batch_size: int = 32) -> Scorer:
     """A scorer for :func:`choose_warp`: each recording's attention-decoder log-probability of its best
     word of ``vocabulary`` (closed-set decoding, CTC weight 0; CTC's score depends on the number of frames,
-    which the warp changes)."""
+    which the warp changes). ``model`` is an attention model (LAS); a CTC-only model has no decoder score
+    (closed-set decoding says so)."""
     from speechseq.inference import default_options, transcribe
 
     if not vocabulary:
