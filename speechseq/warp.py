@@ -6,8 +6,9 @@ which the model likes the speaker's audio best. Here the warp is a speed change 
 (:func:`speechseq.augment.speed_perturb`: every frequency times ``f``, duration divided by ``f``), so it
 works with any model and front end, and the models have seen such warps in training (speed perturbation).
 The choice needs the speaker's recordings and no transcript: for each factor of a grid, every recording is
-warped and scored by ``score`` (e.g. :func:`closed_set_confidence`: the attention decoder's log-probability
-of its best candidate), and the factor with the highest mean wins. Ties go to the factor closest to 1.
+warped and scored by ``score`` (:func:`closed_set_confidence`: the attention decoder's log-probability of
+its best candidate; :func:`transcript_confidence`: of its own greedy transcript, per token, for open
+vocabularies), and the factor with the highest mean wins. Ties go to the factor closest to 1.
 
 Example (a scorer that likes 200 Hz tones: a speaker at 220 Hz is slowed by 0.9):
     >>> import numpy as np
@@ -108,5 +109,20 @@ def closed_set_confidence(model: Any, vocabulary: Sequence[str], batch_size: int
     def score(waves: Sequence[np.ndarray]) -> np.ndarray:
         results = transcribe(model, list(waves), options, batch_size=batch_size, vocabulary=vocabulary)
         return np.array([r.nbest[0].scores["decoder"] for r in results])
+
+    return score
+
+
+def transcript_confidence(model: Any, batch_size: int = 16) -> Scorer:
+    """A scorer for :func:`choose_warp` without a candidate list: each recording's attention-decoder
+    log-probability of its own greedy transcript per token (``<eos>`` included). Per token, so that a warp
+    under which the model drops words does not look surer for having fewer tokens to pay for."""
+    from speechseq.inference import default_options, transcribe
+
+    options = default_options(model)
+
+    def score(waves: Sequence[np.ndarray]) -> np.ndarray:
+        results = transcribe(model, list(waves), options, batch_size=batch_size)
+        return np.array([r.nbest[0].scores["decoder"] / (len(r.tokens) + 1) for r in results])
 
     return score

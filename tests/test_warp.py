@@ -21,7 +21,7 @@ from speechseq.decoding.closed_set import closed_set_decode
 from speechseq.errors import ConfigError
 from speechseq.inference import transcribe
 from speechseq.text import CharTokenizer
-from speechseq.warp import DEFAULT_FACTORS, choose_warp, closed_set_confidence, pick
+from speechseq.warp import DEFAULT_FACTORS, choose_warp, closed_set_confidence, pick, transcript_confidence
 
 RATE = 16000
 
@@ -102,3 +102,18 @@ def test_cli_vtln_warps_one_speakers_files_by_the_chosen_factor(setup, tmp_path,
     for extra, message in [([], "add --vocabulary"), (["--vocabulary", "one", "--stream"], "--vtln")]:
         code = asr_main(["transcribe", "--model", str(folder), str(files[0]), "--vtln", *extra])
         assert code == 1 and message in capsys.readouterr().err
+
+
+def test_the_open_vocabulary_confidence_is_the_greedy_transcripts_decoder_log_probability_per_token(setup) -> None:
+    model, waves = setup
+    scores = transcript_confidence(model)(waves)
+    for wave, score in zip(waves, scores):
+        (greedy,) = transcribe(model, [wave], DecodingOptions(max_len_ratio=model.config.max_decode_ratio))
+        tokens = torch.tensor([greedy.tokens])
+        with torch.no_grad():  # teacher-forced: log p(transcript + eos | audio), summed over its tokens
+            enc = model.encode(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+            (result,) = closed_set_decode(model.decoder, enc, [greedy.tokens], DecodingOptions())
+        assert tokens.numel() > 0
+        assert score == pytest.approx(result.hypotheses[0].scores["decoder"] / (len(greedy.tokens) + 1), abs=1e-4)
+    slowed = transcript_confidence(model)([speed_perturb(w, RATE, 1 / 1.15) for w in waves])
+    assert scores.mean() > slowed.mean()  # the model is surer of the recordings it knows as they are
