@@ -16,12 +16,11 @@ Writes ``--out`` (JSON: per voice f*, each factor's confidence, and the word err
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
-from embedded_adapt import word_errors  # noqa: E402
+from embedded_adapt import add_search_arguments, load_search, voice_rows, word_errors, write_results  # noqa: E402
 
 
 def warp_voice(model, lm, rows: list[dict], options, factors: list[float]) -> dict:
@@ -49,49 +48,19 @@ def warp_voice(model, lm, rows: list[dict], options, factors: list[float]) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="saved LAS model (trained on the embedded corpus)")
-    parser.add_argument("--lm", default=None, help="saved LM for the search")
-    parser.add_argument("--beam", type=int, default=10)
-    parser.add_argument("--ctc-weight", type=float, default=0.1)
-    parser.add_argument("--lm-weight", type=float, default=0.7)
-    parser.add_argument("--length-bonus", type=float, default=1.0)
-    parser.add_argument("--voices", default=None, help="comma-separated unseen voices (default: all)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="manifest (CSV/JSONL with a speaker column) instead of the corpus's test_unseen split")
-    parser.add_argument("--out", type=Path, default=Path("runs/embedded_warp.json"))
+    add_search_arguments(parser, "runs/embedded_warp.json")
     args = parser.parse_args(argv)
-    import torch
-
-    from speechseq.data.readers import load_manifest
-    from speechseq.decoding import DecodingOptions
-    from speechseq.inference import default_options, load_lm
-    from speechseq.models import from_pretrained
-    from speechseq.recipes.base import AsrDataConfig, load_asr_splits
     from speechseq.warp import DEFAULT_FACTORS
 
-    torch.set_num_threads(1)
-    model = from_pretrained(args.model).eval()
-    lm = load_lm(args.lm, model).eval() if args.lm else None
-    options = DecodingOptions(beam_size=args.beam, ctc_weight=args.ctc_weight, lm_weight=args.lm_weight if lm else 0.0,
-                              length_bonus=args.length_bonus, max_len_ratio=default_options(model).max_len_ratio)
-    rows = list(load_manifest(args.data)) if args.data else list(load_asr_splits(AsrDataConfig())["test_unseen"])
-    if not all(r.get("speaker") for r in rows):
-        raise SystemExit(f"{args.data or 'test_unseen'}: every row needs a speaker: voices are warped one by one")
-    voices = sorted({r["speaker"] for r in rows})
-    if args.voices:
-        voices = [v for v in voices if v in args.voices.split(",")]
+    model, lm, options = load_search(args)
+    rows, voices = voice_rows(args)
     results = {}
     for voice in voices:
         results[voice] = r = warp_voice(model, lm, [row for row in rows if row["speaker"] == voice], options,
                                         list(DEFAULT_FACTORS))
         print(voice, f"f* {r['factor']}: WER {100 * r['errors_unwarped'] / r['words']:.2f} -> "
               f"{100 * r['errors_warped'] / r['words']:.2f} %", flush=True)
-    words = sum(r["words"] for r in results.values())
-    total = {k: round(100 * sum(r[f"errors_{k}"] for r in results.values()) / words, 2) for k in ("unwarped", "warped")}
-    print(json.dumps(total))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"wer": total, "voices": results,
-                                    "settings": {k: str(v) for k, v in vars(args).items()}}, indent=1))
+    write_results(args, results, ("unwarped", "warped"))
     return 0
 
 

@@ -57,7 +57,8 @@ def warp_tables(model_dir: Path, speaker: str, root: Path, factors: list[float])
     references = [ref for _, ref in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, factors=np.array(factors), references=np.array(references),
-             decoder=np.stack([tables[f]["decoder"] for f in factors]), ctc=np.stack([tables[f]["ctc"] for f in factors]))
+             decoder=np.stack([tables[f]["decoder"] for f in factors]),
+             ctc=np.stack([tables[f]["ctc"] for f in factors]))
     return references, tables
 
 
