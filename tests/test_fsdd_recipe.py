@@ -523,7 +523,7 @@ def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_fact
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(warp, "closed_set_table", no_decoding)
+    monkeypatch.setattr(warp, "view_tables", no_decoding)
     again_refs, again = warp.warp_tables(model_dir, "george", root, [0.9, 1.0])  # from the cache
     assert again_refs == refs and np.array_equal(again[1.0]["ctc"], tables[1.0]["ctc"])
     with pytest.raises(AssertionError, match="decoded again"):  # another grid is not the cached one

@@ -124,16 +124,12 @@ def apply_view(wave: np.ndarray, sample_rate: int, view: tuple[str, float]) -> n
     return speed_perturb(wave, sample_rate, amount) if kind == "speed" else pitch_shift(wave, sample_rate, amount)
 
 
-def closed_set_table(
-    model_dir: Path, speaker: str, root: Path, views: list[tuple[str, float]] | None = None
-) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
-    """``(id, reference)`` of each recording, and each scorer's ``(N, 10)`` log-scores of the ten digit
-    words (columns in ``DIGITS`` order: ``"decoder"`` and ``"ctc"``; a CTC model has ``"ctc"`` only) for
-    one fold model on all recordings of its held-out ``speaker``. ``combine`` weighs them.
-
-    With ``views`` (test-time augmentation), each scorer's table is the mean of its tables over the views
-    of every recording: a product of experts, as ``--ensemble`` is over models. A word impossible for CTC
-    in one view (−inf) stays impossible."""
+def view_tables(
+    model_dir: Path, speaker: str, root: Path, views: list[tuple[str, float]]
+) -> tuple[list[tuple[str, str]], list[dict[str, np.ndarray]]]:
+    """``(id, reference)`` of each recording of the held-out ``speaker``, and for each of ``views`` each
+    scorer's ``(N, 10)`` log-scores of the ten digit words under that view (columns in ``DIGITS`` order:
+    ``"decoder"`` and ``"ctc"``; a CTC model has ``"ctc"`` only). The model and audio are loaded once."""
     from speechseq.audio import load_audio
     from speechseq.inference import default_options, transcribe
     from speechseq.models import from_pretrained
@@ -148,14 +144,27 @@ def closed_set_table(
     rate = model.feature_config.sample_rate
     waves = [load_audio(row["audio"], rate) for row in rows]
     tables = []
-    for view in views or [("speed", 1.0)]:
+    for view in views:
         inputs = [apply_view(wave, rate, view) for wave in waves]
         results = transcribe(model, inputs, options, batch_size=32, vocabulary=DIGITS)
         by_word = [{e.text: e.scores for e in r.nbest} for r in results]
         tables.append({name: np.array([[scores[word][name] for word in DIGITS] for scores in by_word])
                        for name in by_word[0][DIGITS[0]]})
-    parts = {name: np.mean([table[name] for table in tables], axis=0) for name in tables[0]}
-    return [(str(row["id"]), str(row["text"])) for row in rows], parts
+    return [(str(row["id"]), str(row["text"])) for row in rows], tables
+
+
+def closed_set_table(
+    model_dir: Path, speaker: str, root: Path, views: list[tuple[str, float]] | None = None
+) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+    """``(id, reference)`` of each recording, and each scorer's ``(N, 10)`` log-scores of the ten digit
+    words (as :func:`view_tables`) for one fold model on all recordings of its held-out ``speaker``.
+    ``combine`` weighs them.
+
+    With ``views`` (test-time augmentation), each scorer's table is the mean of its tables over the views
+    of every recording: a product of experts, as ``--ensemble`` is over models. A word impossible for CTC
+    in one view (−inf) stays impossible."""
+    rows, tables = view_tables(model_dir, speaker, root, views or [("speed", 1.0)])
+    return rows, {name: np.mean([table[name] for table in tables], axis=0) for name in tables[0]}
 
 
 def combine(parts: dict[str, np.ndarray], ctc_weight: float) -> np.ndarray:

@@ -28,7 +28,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import (  # noqa: E402
-    closed_set_table,
     closed_set_wer,
     combine,
     float_list,
@@ -36,6 +35,7 @@ from fsdd_beam import (  # noqa: E402
     fold_parser,
     fold_root,
     nested_choice,
+    view_tables,
 )
 
 from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
@@ -50,10 +50,8 @@ def warp_tables(model_dir: Path, speaker: str, root: Path, factors: list[float])
         if list(saved["factors"]) == factors:
             return list(saved["references"]), {f: {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]}
                                                 for i, f in enumerate(factors)}
-    tables = {}
-    for factor in factors:
-        rows, parts = closed_set_table(model_dir, speaker, root, [("speed", factor)])
-        tables[factor] = parts
+    rows, per_view = view_tables(model_dir, speaker, root, [("speed", factor) for factor in factors])
+    tables = dict(zip(factors, per_view))
     references = [ref for _, ref in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, factors=np.array(factors), references=np.array(references),
