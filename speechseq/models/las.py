@@ -9,10 +9,10 @@
 
 Every backbone has a CTC head on the encoder and is trained on ``a·L_CTC + (1−a)·L_att`` (Kim et al. 2017),
 where ``L_att`` is label-smoothed cross-entropy of the next token, ``a = ctc_weight``. The model takes raw
-waveforms: log-mel → per-utterance normalisation → SpecAugment (training) → encoder. Scheduled sampling
-(Bengio et al. 2015) feeds the decoder its own argmax with a probability that ramps up with the number of
-training batches the model has seen (``sampling``); that count is a buffer, so it is checkpointed and a
-resumed run continues the ramp where it was.
+waveforms: log-mel → random frequency warp (training, off by default) → per-utterance normalisation →
+SpecAugment (training) → encoder. Scheduled sampling (Bengio et al. 2015) feeds the decoder its own argmax
+with a probability that ramps up with the number of training batches the model has seen (``sampling``);
+that count is a buffer, so it is checkpointed and a resumed run continues the ramp where it was.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import nn
 from speechseq.endpoint import floor_relative, trim_silence
 from speechseq.errors import ConfigError
 from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
+from speechseq.freq_warp import FrequencyWarp, FrequencyWarpConfig
 from speechseq.hub import PretrainedModel
 from speechseq.models.ctc import BLANK_ID, normalize_utterances
 from speechseq.nn.attention import AttentionConfig
@@ -90,6 +91,8 @@ class LASConfig:
         sampling: scheduled-sampling ramp.
         specaugment: masking policy applied to the features in training mode.
         use_specaugment: turn SpecAugment on/off.
+        freq_warp: random non-uniform warp of the mel axis in training (:mod:`speechseq.freq_warp`), before
+            normalisation; off unless ``freq_warp.prob`` > 0.
         max_decode_ratio: greedy decoding stops after ``ratio × encoder frames + 5`` tokens at most.
         trim_db: cut every input (training and inference) to the span from its first to its last frame
             within this many dB of its loudest (:func:`speechseq.endpoint.trim_silence`); ``None`` keeps
@@ -114,6 +117,7 @@ class LASConfig:
     sampling: SamplingScheduleConfig = dataclasses.field(default_factory=SamplingScheduleConfig)
     specaugment: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
     use_specaugment: bool = True
+    freq_warp: FrequencyWarpConfig = dataclasses.field(default_factory=FrequencyWarpConfig)
     max_decode_ratio: float = 1.0
     trim_db: float | None = None
     trim_margin: int = 0
@@ -224,6 +228,7 @@ class LASModel(PretrainedModel):
         _check_config(config, self.feature_config)
         self.frontend = LogMel(self.feature_config)
         self.specaugment = SpecAugment(config.specaugment) if config.use_specaugment else None
+        self.freq_warp = FrequencyWarp(config.freq_warp)
         self.encoder = _build_encoder(config)
         self.ctc_head = nn.Linear(self.encoder.output_dim, config.vocab_size)
         self.decoder = _build_decoder(config, self.encoder.output_dim)
@@ -237,6 +242,12 @@ class LASModel(PretrainedModel):
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return self.specaugment(features, lengths, generator=torch.Generator().manual_seed(seed))
 
+    def _warp(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.config.freq_warp.prob <= 0:
+            return features  # no draw either: runs without the warp keep their random stream
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return self.freq_warp(features, frames, torch.Generator().manual_seed(seed))
+
     def encode(self, wave: torch.Tensor, wave_lengths: torch.Tensor) -> EncoderOutput:
         """Waveforms (B,S) with lengths (B,) -> encoder states, their lengths and CTC log-probabilities."""
         features, frames = self.frontend(wave, wave_lengths)
@@ -244,6 +255,7 @@ class LASModel(PretrainedModel):
             features, frames = trim_silence(features, frames, self.config.trim_db, self.config.trim_margin)
         if self.config.floor_db is not None:
             features = floor_relative(features, frames, self.config.floor_db)
+        features = self._warp(features, frames)
         per_band = self.config.normalization == "band"
         features = self._augment(normalize_utterances(features, frames, per_band=per_band), frames)
         memory, lengths = self.encoder(features, frames)
