@@ -158,6 +158,37 @@ def test_confusions_and_errors_shared_by_two_runs(confusions_script, fsdd_dir: P
     assert confusions_script.shared_errors(refs, first, second) == (50, 25)
 
 
+def test_confusions_from_cached_tables_pool_runs_and_pick_the_factor_and_ctc_weight(confusions_script, tmp_path) -> None:
+    import numpy as np
+
+    digits = confusions_script.DIGITS
+    refs = ["two"] * 4 + ["six"] * 4
+
+    def save(folder: Path, two_as_zero: int) -> None:
+        # Factor 1: the first `two_as_zero` "two"s go to "zero" by the decoder; CTC always gets them right.
+        # Factor 0.9: the decoder is always right.
+        decoder = np.full((2, 8, 10), -5.0)
+        ctc = np.full((2, 8, 10), -5.0)
+        for i, ref in enumerate(refs):
+            decoder[:, i, digits.index(ref)] = -1.0
+            ctc[:, i, digits.index(ref)] = -1.0
+        decoder[1, :two_as_zero, digits.index("zero")] = -0.5
+        (folder / "warp_tables").mkdir(parents=True)
+        np.savez(folder / "warp_tables" / "jackson.npz", factors=np.array([0.9, 1.0]), references=np.array(refs),
+                 decoder=decoder, ctc=ctc)
+
+    save(tmp_path / "s0", 2)
+    save(tmp_path / "s1", 4)
+    runs, wer, pairs = confusions_script.table_confusions([tmp_path / "s0", tmp_path / "s1"], 1.0, 0.0)["jackson"]
+    assert (runs, wer, pairs) == (2, 100.0 * 6 / 16, {("two", "zero"): 6})
+    assert confusions_script.table_confusions([tmp_path / "s0"], 0.9, 0.0)["jackson"][1] == 0.0
+    assert confusions_script.table_confusions([tmp_path / "s1"], 1.0, 0.5)["jackson"][1] == 0.0  # CTC outvotes
+    with pytest.raises(confusions_script.ConfigError, match="factor 1.1 is not among"):
+        confusions_script.table_confusions([tmp_path / "s0"], 1.1, 0.0)
+    with pytest.raises(confusions_script.ConfigError, match="no warp_tables"):
+        confusions_script.table_confusions([tmp_path], 1.0, 0.0)
+
+
 def test_digit_scores_of_a_padded_candidate_batch_equal_each_word_scored_alone(confusions_script, fsdd_dir) -> None:
     # The ten words have 3-5 letters and are scored as one padded batch; padding must not leak into a score.
     import torch

@@ -8,7 +8,12 @@ the WER of a two-model ensemble that sums the joint CTC/attention scores of the 
 (``--ensemble``): systematic, seed-independent confusions are voice differences that neither more seeds nor
 averaging remove.
 
+With ``--tables F`` it decodes nothing: it reads the closed-set tables that ``fsdd_warp.py`` cached
+(``OUT/warp_tables/{speaker}.npz``) at warp factor F and CTC weight ``--ctc-weight``, and prints per held-out
+speaker the mean WER and mean count per run of each confusion over all the folders given (e.g. six seeds).
+
     python tasks/las/fsdd_confusions.py runs/las_fsdd_ft                          # every fold found there
+    python tasks/las/fsdd_confusions.py runs/fsdd600_s{0,1,2,3,4,5}{a,b} --tables 1.0 --ctc-weight 0
     python tasks/las/fsdd_confusions.py runs/las_fsdd_ft runs/las_fsdd_ft_seed1 --folds george,lucas --ensemble
 """
 
@@ -22,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
-from fsdd_beam import DEFAULT_ROOT, fold_models, fold_root  # noqa: E402
+from fsdd_beam import DEFAULT_ROOT, combine, fold_models, fold_root  # noqa: E402
 
 from speechseq.data.readers import DIGIT_WORDS as DIGITS  # noqa: E402
 from speechseq.data.readers import load_fsdd  # noqa: E402
+from speechseq.errors import ConfigError  # noqa: E402
 
 
 def confusions(references: list[str], hypotheses: list[str]) -> collections.Counter:
@@ -51,6 +57,28 @@ def speaker_files(root: Path, speaker: str) -> tuple[list[Path], list[str]]:
     """All recordings of ``speaker`` (in the reader's digit, index order) and their digit words."""
     rows = load_fsdd(root, speakers=[speaker])
     return [Path(audio["path"]) for audio in rows["audio"]], list(rows["text"])
+
+
+def table_confusions(folders: list[Path], factor: float, ctc_weight: float) -> dict[str, tuple[int, float, collections.Counter]]:
+    """Held-out speaker -> (runs, mean WER %, summed confusions) from the folders' cached warp tables."""
+    found: dict[str, list[collections.Counter]] = collections.defaultdict(list)
+    sizes: dict[str, int] = {}
+    for folder in folders:
+        paths = sorted((folder / "warp_tables").glob("*.npz"))
+        if not paths:
+            raise ConfigError(f"{folder}: no warp_tables/*.npz (run tasks/las/fsdd_warp.py on it first)")
+        for path in paths:
+            saved = np.load(path)
+            factors = [round(float(f), 6) for f in saved["factors"]]
+            if round(factor, 6) not in factors:
+                raise ConfigError(f"{path}: factor {factor} is not among its warps {factors}")
+            i = factors.index(round(factor, 6))
+            scores = combine({"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]}, ctc_weight)
+            refs = [str(r) for r in saved["references"]]
+            found[path.stem].append(confusions(refs, [DIGITS[k] for k in scores.argmax(axis=1)]))
+            sizes[path.stem] = len(refs)
+    return {s: (len(c), 100.0 * sum(sum(x.values()) for x in c) / (len(c) * sizes[s]), sum(c, collections.Counter()))
+            for s, c in sorted(found.items())}
 
 
 def digit_scores(model, waves: list[np.ndarray]) -> np.ndarray:
@@ -85,7 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=5, help="confusion pairs shown per fold")
     parser.add_argument("--ensemble", action="store_true", help="also score the 10 digit words with each run's "
                         "model and report each run's and the summed scores' closed-vocabulary WER")
+    parser.add_argument("--tables", type=float, default=None, metavar="FACTOR",
+                        help="read fsdd_warp.py's cached tables at this warp factor instead of decoding")
+    parser.add_argument("--ctc-weight", type=float, default=0.0, help="λ of the tables' (1−λ)·decoder + λ·CTC")
     args = parser.parse_args(argv)
+    if args.tables is not None:
+        try:
+            rows = table_confusions(args.folders, args.tables, args.ctc_weight)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print("| held-out | runs | mean WER % | most frequent confusions (reference→hypothesis, mean count per run) |")
+        print("|---|---|---|---|")
+        for speaker, (runs, wer, pairs) in rows.items():
+            shown = ", ".join(f"{r}→{h} {n / runs:.1f}" for (r, h), n in pairs.most_common(args.top))
+            print(f"| {speaker} | {runs} | {wer:.2f} | {shown} |")
+        return 0
 
     from speechseq.audio import load_audio
     from speechseq.inference import transcribe
