@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import importlib.util
+import logging
 import pkgutil
 import sys
 from pathlib import Path
@@ -14,6 +15,15 @@ import pytest
 import speechseq
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(speechseq.__path__, "speechseq.") if not m.name.endswith("__main__"))
+
+
+@pytest.fixture(autouse=True)
+def no_console_log_handler(monkeypatch) -> None:
+    """A training run earlier in the session (tests/test_las.py) leaves speechseq's console handler, which
+    writes log lines to stdout, where doctest would read a warning as the example's output."""
+    logger = logging.getLogger("speechseq")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "propagate", True)
 
 
 @pytest.mark.parametrize("name", MODULES)
