@@ -187,6 +187,7 @@ def test_confusions_from_cached_tables_pool_runs_and_pick_the_factor_and_ctc_wei
         confusions_script.table_confusions([tmp_path / "s0"], 1.1, 0.0)
     with pytest.raises(confusions_script.ConfigError, match="no warp_tables"):
         confusions_script.table_confusions([tmp_path], 1.0, 0.0)
+    assert confusions_script.main([str(tmp_path), "--tables", "1.0"]) == 2  # the CLI says so, no traceback
 
 
 def test_digit_scores_of_a_padded_candidate_batch_equal_each_word_scored_alone(confusions_script, fsdd_dir) -> None:

@@ -243,6 +243,7 @@ class LASModel(PretrainedModel):
         return self.specaugment(features, lengths, generator=torch.Generator().manual_seed(seed))
 
     def _warp(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) log-mel -> the same, its mel axis randomly warped in training (``config.freq_warp``)."""
         if not self.training or self.config.freq_warp.prob <= 0:
             return features  # no draw either: runs without the warp keep their random stream
         seed = int(torch.randint(0, 2**62, (1,)).item())
