@@ -226,6 +226,20 @@ class LogMel(nn.Module):
         return logmel.masked_fill(~valid, math.log(self.config.log_floor)), frame_lengths
 
 
+def checkpointed_generator() -> torch.Generator:
+    """A fresh CPU generator seeded from the global torch RNG.
+
+    Training augmentations draw from it rather than from a generator of their own: the global RNG is
+    saved in every checkpoint, so a resumed run draws exactly what the uninterrupted run draws.
+
+    >>> _ = torch.manual_seed(0); a = torch.rand(2, generator=checkpointed_generator())
+    >>> _ = torch.manual_seed(0); b = torch.rand(2, generator=checkpointed_generator())
+    >>> bool((a == b).all())
+    True
+    """
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+
+
 @dataclass
 class SpecAugmentConfig:
     """SpecAugment policy (Park et al. 2019; time masks adaptive to length as in Park et al. 2020).

@@ -78,13 +78,13 @@ def source_positions(bins: int, shifts: torch.Tensor) -> torch.Tensor:
 
 def warp_bins(features: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Read (B, T, F) features at fractional bins (B, F) by linear interpolation along F."""
+    positions = positions.to(features.device)
     low = positions.floor().long().clamp(0, features.shape[-1] - 1)
     high = (low + 1).clamp(max=features.shape[-1] - 1)
-    frac = (positions - low.float()).to(features.dtype).unsqueeze(1)
-    index_low = low.to(features.device).unsqueeze(1).expand(-1, features.shape[1], -1)
-    index_high = high.to(features.device).unsqueeze(1).expand(-1, features.shape[1], -1)
-    frac = frac.to(features.device)
-    return features.gather(2, index_low) * (1 - frac) + features.gather(2, index_high) * frac
+    frac = (positions - low).to(features.dtype).unsqueeze(1)  # (B, 1, F): the same for every frame
+    shape = (-1, features.shape[1], -1)
+    low_values = features.gather(2, low.unsqueeze(1).expand(shape))
+    return low_values + (features.gather(2, high.unsqueeze(1).expand(shape)) - low_values) * frac
 
 
 class FrequencyWarp(nn.Module):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from speechseq.errors import ConfigError
-from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
+from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig, checkpointed_generator
 from speechseq.hub import PretrainedModel
 from speechseq.nn.encoders import ConvBiLSTMEncoder, ConvBiLSTMEncoderConfig
 from speechseq.nn.masking import lengths_to_mask
@@ -147,10 +147,8 @@ class CTCModel(PretrainedModel):
     def _augment(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.specaugment is None or not self.training:
             return features
-        # Seed a fresh generator from the global torch RNG: that RNG is saved in every checkpoint, so a
-        # resumed run draws exactly the masks the uninterrupted run draws (the module's own generator is not).
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        return self.specaugment(features, lengths, generator=torch.Generator().manual_seed(seed))
+        # Not the module's own generator: that one is not checkpointed, the global RNG is.
+        return self.specaugment(features, lengths, generator=checkpointed_generator())
 
     def forward(
         self,

@@ -27,7 +27,7 @@ from torch import nn
 
 from speechseq.endpoint import floor_relative, trim_silence
 from speechseq.errors import ConfigError
-from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
+from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig, checkpointed_generator
 from speechseq.freq_warp import FrequencyWarp, FrequencyWarpConfig
 from speechseq.hub import PretrainedModel
 from speechseq.models.ctc import BLANK_ID, normalize_utterances
@@ -238,16 +238,13 @@ class LASModel(PretrainedModel):
     def _augment(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.specaugment is None or not self.training:
             return features
-        # A generator seeded from the global RNG (checkpointed by the loop): resumed runs draw the same masks.
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        return self.specaugment(features, lengths, generator=torch.Generator().manual_seed(seed))
+        return self.specaugment(features, lengths, generator=checkpointed_generator())
 
     def _warp(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, F) log-mel -> the same, its mel axis randomly warped in training (``config.freq_warp``)."""
         if not self.training or self.config.freq_warp.prob <= 0:
             return features  # no draw either: runs without the warp keep their random stream
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        return self.freq_warp(features, frames, torch.Generator().manual_seed(seed))
+        return self.freq_warp(features, frames, checkpointed_generator())
 
     def encode(self, wave: torch.Tensor, wave_lengths: torch.Tensor) -> EncoderOutput:
         """Waveforms (B,S) with lengths (B,) -> encoder states, their lengths and CTC log-probabilities."""
@@ -270,7 +267,7 @@ class LASModel(PretrainedModel):
         self.batches_seen += 1
         if prob <= 0:
             return 0.0, None
-        return prob, torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        return prob, checkpointed_generator()
 
     def forward(
         self,

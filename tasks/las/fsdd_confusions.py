@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, run or imported from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import DEFAULT_ROOT, combine, fold_models, fold_root  # noqa: E402
+from fsdd_warp import read_tables  # noqa: E402
 
 from speechseq.data.readers import DIGIT_WORDS as DIGITS  # noqa: E402
 from speechseq.data.readers import load_fsdd  # noqa: E402
@@ -68,13 +69,11 @@ def table_confusions(folders: list[Path], factor: float, ctc_weight: float) -> d
         if not paths:
             raise ConfigError(f"{folder}: no warp_tables/*.npz (run tasks/las/fsdd_warp.py on it first)")
         for path in paths:
-            saved = np.load(path)
-            factors = [round(float(f), 6) for f in saved["factors"]]
-            if round(factor, 6) not in factors:
-                raise ConfigError(f"{path}: factor {factor} is not among its warps {factors}")
-            i = factors.index(round(factor, 6))
-            scores = combine({"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]}, ctc_weight)
-            refs = [str(r) for r in saved["references"]]
+            refs, tables = read_tables(path)
+            at = [f for f in tables if abs(f - factor) < 1e-6]
+            if not at:
+                raise ConfigError(f"{path}: factor {factor} is not among its warps {list(tables)}")
+            scores = combine(tables[at[0]], ctc_weight)
             found[path.stem].append(confusions(refs, [DIGITS[k] for k in scores.argmax(axis=1)]))
             sizes[path.stem] = len(refs)
     return {s: (len(c), 100.0 * sum(sum(x.values()) for x in c) / (len(c) * sizes[s]), sum(c, collections.Counter()))

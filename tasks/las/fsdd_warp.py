@@ -41,15 +41,21 @@ from fsdd_beam import (  # noqa: E402
 from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
 
 
+def read_tables(cache: Path) -> tuple[list[str], dict[float, dict[str, np.ndarray]]]:
+    """References and factor -> ``{"decoder", "ctc"}`` tables of one cached ``warp_tables/{speaker}.npz``."""
+    saved = np.load(cache)
+    return [str(r) for r in saved["references"]], {
+        float(f): {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]} for i, f in enumerate(saved["factors"])}
+
+
 def warp_tables(model_dir: Path, speaker: str, root: Path, factors: list[float]) -> tuple[list[str], dict]:
     """References of the held-out recordings and, per factor, the ``closed_set_table`` parts of the recordings
     warped by it; cached next to the fold folder (recomputed when the grid is not the cached one)."""
     cache = model_dir.parents[1] / "warp_tables" / f"{speaker}.npz"
     if cache.is_file():
-        saved = np.load(cache)
-        if list(saved["factors"]) == factors:
-            return list(saved["references"]), {f: {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]}
-                                                for i, f in enumerate(factors)}
+        references, tables = read_tables(cache)
+        if list(tables) == factors:
+            return references, tables
     rows, per_view = view_tables(model_dir, speaker, root, [("speed", factor) for factor in factors])
     tables = dict(zip(factors, per_view))
     references = [ref for _, ref in rows]
