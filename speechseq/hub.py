@@ -90,6 +90,11 @@ class PretrainedModel(nn.Module):
     family: ClassVar[str] = ""
     config_class: ClassVar[type] = object
 
+    def fresh_prefixes(self) -> tuple[str, ...]:
+        """Modules that fine-tuning (``train.init_from``) may start from fresh weights when the pretrained
+        file lacks them: training-only heads such as a speaker adversary. None by default."""
+        return ()
+
     def __init__(self, config: Any, feature_config: Any = None, tokenizer: SavableTokenizer | None = None):
         super().__init__()
         self.config = config
@@ -200,8 +205,9 @@ def _load_tokenizer(folder: Path) -> Any:
     return load_tokenizer(folder)
 
 
-def load_weights_strict(model: nn.Module, path: Path) -> None:
-    """Load a safetensors file into ``model``; any missing/unexpected key or shape mismatch is an error."""
+def load_weights_strict(model: nn.Module, path: Path, fresh: tuple[str, ...] = ()) -> None:
+    """Load a safetensors file into ``model``; any missing/unexpected key or shape mismatch is an error,
+    except keys missing under the modules named in ``fresh`` (those keep their initial weights)."""
     from safetensors.torch import load_model
 
     if not path.is_file():
@@ -210,6 +216,7 @@ def load_weights_strict(model: nn.Module, path: Path) -> None:
         missing, unexpected = load_model(model, str(path), strict=False)
     except RuntimeError as err:  # size mismatches are raised even when strict=False
         raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
+    missing = [key for key in missing if not any(key.startswith(prefix + ".") for prefix in fresh)]
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not match {type(model).__name__}: missing {sorted(missing)}, "

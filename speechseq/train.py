@@ -440,11 +440,13 @@ def train(config: RunConfig) -> dict[str, dict[str, float]]:
 
 
 def initialise_from(model: torch.nn.Module, path_or_repo: str) -> None:
-    """Start ``model`` from the weights of a saved model (fine-tuning); every tensor must match (strict)."""
+    """Start ``model`` from the weights of a saved model (fine-tuning); every tensor must match (strict),
+    but the model's training-only heads (``fresh_prefixes``) start fresh when the saved model has none."""
     from speechseq.hub import WEIGHTS_NAME, load_weights_strict, resolve_model_folder
 
     folder = resolve_model_folder(path_or_repo)
-    load_weights_strict(model, folder / WEIGHTS_NAME)
+    fresh = model.fresh_prefixes() if hasattr(model, "fresh_prefixes") else ()
+    load_weights_strict(model, folder / WEIGHTS_NAME, fresh=fresh)
     logger.info("initialised the model from %s", folder)
 
 

@@ -97,6 +97,7 @@ class _Decoded:
     utt_id: str
     wave: np.ndarray
     tokens: list[int]
+    speaker: str
 
 
 class SpeechCollator:
@@ -112,6 +113,7 @@ class SpeechCollator:
 
     Returns (``__call__``): a dict ``ids: list[str]``, ``wave: (B,S) float32`` zero-padded,
     ``wave_lengths: (B,) long``, ``tokens: (B,L) long`` padded with 0, ``token_lengths: (B,) long``,
+    ``speakers: list[str]`` (the rows' ``speaker`` column, "" where absent),
     ``skipped: list[tuple[str, str]]`` of (id, reason) for the rows dropped.
 
     Example:
@@ -168,7 +170,7 @@ class SpeechCollator:
             wave = np.asarray(
                 self.augment(wave, utterance_rng(self.seed, self.epoch, utt_id)), dtype=np.float32
             )
-        return _Decoded(utt_id, wave, tokens)
+        return _Decoded(utt_id, wave, tokens, str(row.get("speaker") or ""))
 
     def _report(self, row: Mapping[str, Any], err: Exception) -> tuple[str, str]:
         utt_id = str(row.get(self.id_key, "?"))
@@ -198,6 +200,7 @@ class SpeechCollator:
             "wave_lengths": wave_lengths,
             "tokens": tokens,
             "token_lengths": token_lengths,
+            "speakers": [d.speaker for d in good],
             "skipped": skipped,
         }
 

@@ -31,6 +31,7 @@ from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentCo
 from speechseq.freq_warp import FrequencyWarp, FrequencyWarpConfig
 from speechseq.hub import PretrainedModel
 from speechseq.models.ctc import BLANK_ID, normalize_utterances
+from speechseq.nn.adversary import SpeakerAdversary, SpeakerAdversaryConfig
 from speechseq.nn.attention import AttentionConfig
 from speechseq.nn.conformer import ConformerEncoder, ConformerEncoderConfig
 from speechseq.nn.decoders import AttentionLSTMDecoder, AttentionLSTMDecoderConfig, DecoderOutput
@@ -93,6 +94,8 @@ class LASConfig:
         use_specaugment: turn SpecAugment on/off.
         freq_warp: random non-uniform warp of the mel axis in training (:mod:`speechseq.freq_warp`), before
             normalisation; off unless ``freq_warp.prob`` > 0.
+        adversary: speaker-adversarial training (:mod:`speechseq.nn.adversary`): a frame-level speaker
+            classifier on the encoder states behind a gradient reversal layer; off unless ``adversary.weight`` > 0.
         max_decode_ratio: greedy decoding stops after ``ratio × encoder frames + 5`` tokens at most.
         trim_db: cut every input (training and inference) to the span from its first to its last frame
             within this many dB of its loudest (:func:`speechseq.endpoint.trim_silence`); ``None`` keeps
@@ -118,6 +121,7 @@ class LASConfig:
     specaugment: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
     use_specaugment: bool = True
     freq_warp: FrequencyWarpConfig = dataclasses.field(default_factory=FrequencyWarpConfig)
+    adversary: SpeakerAdversaryConfig = dataclasses.field(default_factory=SpeakerAdversaryConfig)
     max_decode_ratio: float = 1.0
     trim_db: float | None = None
     trim_margin: int = 0
@@ -153,6 +157,9 @@ class LASOutput:
         att_loss: label-smoothed cross-entropy per target token (``<eos>`` included).
         utterance_loss: (B,) the combined loss of each utterance.
         sampling_prob: scheduled-sampling probability used.
+        adversary_loss: the speaker adversary's cross-entropy per frame (training with ``adversary`` on;
+            included in ``loss``, its gradient reversed for the encoder).
+        adversary_accuracy: fraction of frames whose speaker the adversary told right.
     """
 
     encoder: EncoderOutput
@@ -163,6 +170,8 @@ class LASOutput:
     att_loss: torch.Tensor | None = None
     utterance_loss: torch.Tensor | None = None
     sampling_prob: float = 0.0
+    adversary_loss: torch.Tensor | None = None
+    adversary_accuracy: float | None = None
 
 
 @dataclasses.dataclass
@@ -232,8 +241,23 @@ class LASModel(PretrainedModel):
         self.encoder = _build_encoder(config)
         self.ctc_head = nn.Linear(self.encoder.output_dim, config.vocab_size)
         self.decoder = _build_decoder(config, self.encoder.output_dim)
+        config.adversary.check()
+        if config.adversary.weight > 0:  # built only when on: models without it keep their weights file
+            self.speaker_adversary = SpeakerAdversary(config.adversary, self.encoder.output_dim)
         # Training batches seen: drives the scheduled-sampling ramp; a buffer so checkpoints carry it.
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+
+    def fresh_prefixes(self) -> tuple[str, ...]:
+        """The speaker adversary, a training-only head, starts fresh when fine-tuning a model without one."""
+        return ("speaker_adversary",) if hasattr(self, "speaker_adversary") else ()
+
+    def _adversary(self, enc: EncoderOutput, speakers: Sequence[str] | None) -> Any:
+        """The speaker adversary's output on this batch (training with ``adversary`` on), else ``None``."""
+        if not self.training or not hasattr(self, "speaker_adversary"):
+            return None
+        if speakers is None:
+            raise ConfigError("model.adversary.weight > 0: training batches must carry their speakers")
+        return self.speaker_adversary(enc.memory, enc.lengths, speakers)
 
     def _augment(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.specaugment is None or not self.training:
@@ -276,10 +300,12 @@ class LASModel(PretrainedModel):
         tokens: torch.Tensor | None = None,
         token_lengths: torch.Tensor | None = None,
         sampling_prob: float | None = None,
+        speakers: Sequence[str] | None = None,
     ) -> LASOutput:
         """Encode; with targets, also teacher-force the decoder and compute the joint loss.
 
-        ``sampling_prob`` overrides the configured schedule (training mode only).
+        ``sampling_prob`` overrides the configured schedule (training mode only). ``speakers`` (B names)
+        are the speaker adversary's targets; needed in training when ``adversary`` is on, unused otherwise.
         """
         enc = self.encode(wave, wave_lengths)
         if tokens is None:
@@ -300,11 +326,16 @@ class LASModel(PretrainedModel):
         ) / token_lengths.clamp(min=1).float()
         a = self.config.ctc_weight
         att_per_utt = att_sum / target_lengths.float()
+        loss = a * ctc.mean() + (1 - a) * att_sum.sum() / target_lengths.sum()
+        adversary = self._adversary(enc, speakers)
+        if adversary is not None:  # the reversal layer makes the encoder's share of this gradient negative
+            loss = loss + adversary.loss
         return LASOutput(
-            encoder=enc, logits=dec.logits, attention=dec.attention,
-            loss=a * ctc.mean() + (1 - a) * att_sum.sum() / target_lengths.sum(),
+            encoder=enc, logits=dec.logits, attention=dec.attention, loss=loss,
             ctc_loss=ctc.mean(), att_loss=att_sum.sum() / target_lengths.sum(),
             utterance_loss=a * ctc + (1 - a) * att_per_utt, sampling_prob=prob,
+            adversary_loss=None if adversary is None else adversary.loss,
+            adversary_accuracy=None if adversary is None else adversary.accuracy,
         )
 
     @torch.no_grad()

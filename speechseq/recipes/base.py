@@ -366,14 +366,15 @@ def samples_table(records: list[dict[str, Any]], shown: int = 8) -> str:
     return "\n".join(rows)
 
 
-def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> TaskParts:
+def build_asr_parts(config: Any, make_model: Callable[[Any, list[str]], nn.Module]) -> TaskParts:
     """The data side of an ASR recipe: load and screen ``config.data``, build the tokenizer from the training
     transcripts (``data.tokenizer``: characters or BPE pieces; fine-tuning keeps the one of
     ``config.train.init_from``), and the collators (waveform augmentation from ``config.augment`` in training).
 
     Args:
         config: a task config with ``data`` (:class:`AsrDataConfig`), ``features``, ``augment`` and ``seed``.
-        make_model: tokenizer -> model (the recipe sets vocabulary size and input features there).
+        make_model: (tokenizer, the training split's speakers, sorted) -> model (the recipe sets vocabulary
+            size and input features there).
     """
     from speechseq.data.collate import SpeechCollator
     from speechseq.hub import resolve_model_folder
@@ -390,7 +391,7 @@ def build_asr_parts(config: Any, make_model: Callable[[Any], nn.Module]) -> Task
         tokenizer = CharTokenizer.from_texts(splits["train"]["text"])
     splits = screen_splits(splits, config.data, tokenizer, rate)
     return TaskParts(
-        model=make_model(tokenizer),
+        model=make_model(tokenizer, sorted(set(splits["train"]["speaker"]))),
         datasets=splits,
         train_collator=SpeechCollator(
             tokenizer, rate, augment=wave_augmenter(config.augment, rate), seed=config.seed

@@ -53,7 +53,7 @@ class CTCRecipe(FinalDecodeMixin, Recipe):
         """Load and screen the data, build the character tokenizer from the training texts, then the model."""
         cfg = self.config
 
-        def make_model(tokenizer: Any) -> CTCModel:
+        def make_model(tokenizer: Any, _speakers: list[str]) -> CTCModel:
             model_config = dataclasses.replace(
                 cfg.model,
                 vocab_size=tokenizer.vocab_size,

@@ -25,7 +25,9 @@ from speechseq.augment import AugmentConfig
 from speechseq.config import RunConfig
 from speechseq.features import FeatureConfig
 from speechseq.metrics import error_rates
+from speechseq.errors import ConfigError
 from speechseq.models.las import LASConfig, LASModel
+from speechseq.nn.adversary import SpeakerAdversaryConfig
 from speechseq.nn.alignment import alignment_scores
 from speechseq.recipes.base import (
     AsrDataConfig, Batch, EvalResult, FinalDecodeConfig, FinalDecodeMixin, Recipe, TaskParts, build_asr_parts,
@@ -54,6 +56,15 @@ def _with_input_dim(model: LASConfig, n_mels: int) -> LASConfig:
         transformer_encoder=dataclasses.replace(model.transformer_encoder, input_dim=n_mels),
         conformer_encoder=dataclasses.replace(model.conformer_encoder, input_dim=n_mels),
     )
+
+
+def _with_speakers(adversary: SpeakerAdversaryConfig, speakers: list[str]) -> SpeakerAdversaryConfig:
+    """The adversary's classes: as configured, else (when it is on) the training split's speakers."""
+    if adversary.weight <= 0 or adversary.speakers:
+        return adversary
+    if "" in speakers:
+        raise ConfigError("model.adversary.weight > 0, but some training utterances have no speaker label")
+    return dataclasses.replace(adversary, speakers=list(speakers))
 
 
 def save_attention_png(matrix: np.ndarray, path: Path, title: str) -> Path:
@@ -95,9 +106,10 @@ class LASRecipe(FinalDecodeMixin, Recipe):
         """Load and screen the data, build the character tokenizer from the training texts, then the model."""
         cfg = self.config
 
-        def make_model(tokenizer: Any) -> LASModel:
+        def make_model(tokenizer: Any, speakers: list[str]) -> LASModel:
             model_config = dataclasses.replace(
-                _with_input_dim(cfg.model, cfg.features.n_mels), vocab_size=tokenizer.vocab_size
+                _with_input_dim(cfg.model, cfg.features.n_mels), vocab_size=tokenizer.vocab_size,
+                adversary=_with_speakers(cfg.model.adversary, speakers),
             )
             return LASModel(model_config, cfg.features, tokenizer)
 
@@ -107,9 +119,14 @@ class LASRecipe(FinalDecodeMixin, Recipe):
         return parts
 
     def train_step(self, model: nn.Module, batch: Batch) -> dict[str, Any]:
-        """Joint CTC/attention loss of one batch, with its parts and the scheduled-sampling probability."""
-        out = model(batch["wave"], batch["wave_lengths"], batch["tokens"], batch["token_lengths"])
-        return {"loss": out.loss, "ctc_loss": out.ctc_loss, "att_loss": out.att_loss, "sampling_prob": out.sampling_prob}
+        """Joint CTC/attention loss of one batch, with its parts and the scheduled-sampling probability (and
+        the speaker adversary's loss and accuracy when it is on)."""
+        out = model(batch["wave"], batch["wave_lengths"], batch["tokens"], batch["token_lengths"],
+                    speakers=batch.get("speakers"))
+        logged = {"loss": out.loss, "ctc_loss": out.ctc_loss, "att_loss": out.att_loss, "sampling_prob": out.sampling_prob}
+        if out.adversary_loss is not None:
+            logged.update(adversary_loss=out.adversary_loss, adversary_accuracy=out.adversary_accuracy)
+        return logged
 
     def eval_records(self, model: nn.Module, batch: Batch) -> list[dict[str, Any]]:
         """Per utterance: reference, greedy hypothesis, losses and attention scores; the first carries its map."""
