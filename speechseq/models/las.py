@@ -31,7 +31,7 @@ from speechseq.features import FeatureConfig, LogMel, SpecAugment, SpecAugmentCo
 from speechseq.freq_warp import FrequencyWarp, FrequencyWarpConfig
 from speechseq.hub import PretrainedModel
 from speechseq.models.ctc import BLANK_ID, normalize_utterances
-from speechseq.nn.adversary import SpeakerAdversary, SpeakerAdversaryConfig
+from speechseq.nn.adversary import AdversaryOutput, SpeakerAdversary, SpeakerAdversaryConfig
 from speechseq.nn.attention import AttentionConfig
 from speechseq.nn.conformer import ConformerEncoder, ConformerEncoderConfig
 from speechseq.nn.decoders import AttentionLSTMDecoder, AttentionLSTMDecoderConfig, DecoderOutput
@@ -251,7 +251,7 @@ class LASModel(PretrainedModel):
         """The speaker adversary, a training-only head, starts fresh when fine-tuning a model without one."""
         return ("speaker_adversary",) if hasattr(self, "speaker_adversary") else ()
 
-    def _adversary(self, enc: EncoderOutput, speakers: Sequence[str] | None) -> Any:
+    def _adversary(self, enc: EncoderOutput, speakers: Sequence[str] | None) -> AdversaryOutput | None:
         """The speaker adversary's output on this batch (training with ``adversary`` on), else ``None``."""
         if not self.training or not hasattr(self, "speaker_adversary"):
             return None
