@@ -577,3 +577,49 @@ def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_fact
     assert out["warped"]["mean"] == 4.5 and out["budget_warped"]["a"] == 7.0 and out["oracle"]["b"] == 2.0
     assert out["unwarped_views"]["mean"] == 5.75  # a at λ 0 (best on b), b at λ 0.1 (best on a)
     assert out["by_ctc_weight"]["warped"] == {0.0: 4.5, 0.1: 6.0} and set(out["by_ctc_weight"]) == {"unwarped", "warped"}
+
+
+def test_a_warped_ensemble_sums_each_model_at_its_own_factor(tmp_path: Path, capsys) -> None:
+    """Model A is right and sure only at 0.9, model B only at 1: warped, each at its own f*, the sum is right
+    everywhere; unwarped, A's wrong words outvote B's hesitant right ones."""
+    import json
+
+    import numpy as np
+
+    from speechseq.data.readers import DIGIT_WORDS as digits
+
+    script = task_script("fsdd_warp_ensemble")
+    two, zero = digits.index("two"), digits.index("zero")
+    refs = ["two"] * 8
+
+    def save(folder: Path, scores: np.ndarray, references: list[str] = refs) -> None:
+        (folder / "warp_tables").mkdir(parents=True)
+        np.savez(folder / "warp_tables" / "jackson.npz", factors=np.array([0.9, 1.0]),
+                 references=np.array(references), decoder=scores, ctc=scores)
+
+    a = np.full((2, 8, 10), -5.0)
+    a[0, :, two] = -0.1                            # 0.9: right and sure
+    a[1, :, two] = -1.0
+    a[1, :4, two], a[1, :4, zero] = -2.0, -0.5     # 1: half wrong
+    b = np.full((2, 8, 10), -5.0)
+    b[0, :, zero], b[0, :, two] = -3.0, -4.0       # 0.9: wrong and unsure
+    b[1, :, two], b[1, :, zero] = -1.0, -1.2       # 1: right, barely
+    save(tmp_path / "s0", a)
+    save(tmp_path / "s1", b)
+
+    references, models = script.cached_models([tmp_path / "s0", tmp_path / "s1"])["jackson"]
+    assert references == refs and len(models) == 2
+    assert script.ensemble_wer(refs, models, warped=True, grid=[0.0]) == {0.0: 0.0}
+    assert script.ensemble_wer(refs, models, warped=False, grid=[0.0]) == {0.0: 50.0}
+    assert script.ensemble_wer(refs, models[:1], warped=True, grid=[0.0]) == {0.0: 0.0}
+    assert script.ensemble_wer(refs, models[1:], warped=True, grid=[0.0]) == {0.0: 0.0}  # B keeps f* = 1
+
+    assert script.main([str(tmp_path / "s0"), str(tmp_path / "s1"), "--ctc-grid", "0,0.5"]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert results["warped"]["mean"] == 0.0 and results["unwarped"]["mean"] == 50.0
+    assert results["models"] == {"jackson": 2}
+
+    save(tmp_path / "s2", b, references=["six"] * 8)
+    with pytest.raises(script.ConfigError, match="fold jackson: .* different recordings"):
+        script.cached_models([tmp_path / "s0", tmp_path / "s2"])
+    assert script.main([str(tmp_path)]) == 2  # no cache there: one line, no traceback
