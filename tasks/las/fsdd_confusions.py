@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import DEFAULT_ROOT, combine, fold_models, fold_root  # noqa: E402
-from fsdd_warp import read_tables  # noqa: E402
+from fsdd_warp import cached_tables  # noqa: E402
 
 from speechseq.data.readers import DIGIT_WORDS as DIGITS  # noqa: E402
 from speechseq.data.readers import load_fsdd  # noqa: E402
@@ -64,18 +64,13 @@ def table_confusions(folders: list[Path], factor: float, ctc_weight: float) -> d
     """Held-out speaker -> (runs, mean WER %, summed confusions) from the folders' cached warp tables."""
     found: dict[str, list[collections.Counter]] = collections.defaultdict(list)
     sizes: dict[str, int] = {}
-    for folder in folders:
-        paths = sorted((folder / "warp_tables").glob("*.npz"))
-        if not paths:
-            raise ConfigError(f"{folder}: no warp_tables/*.npz (run tasks/las/fsdd_warp.py on it first)")
-        for path in paths:
-            refs, tables = read_tables(path)
-            at = [f for f in tables if abs(f - factor) < 1e-6]
-            if not at:
-                raise ConfigError(f"{path}: factor {factor} is not among its warps {list(tables)}")
-            scores = combine(tables[at[0]], ctc_weight)
-            found[path.stem].append(confusions(refs, [DIGITS[k] for k in scores.argmax(axis=1)]))
-            sizes[path.stem] = len(refs)
+    for speaker, path, refs, tables in cached_tables(folders):
+        at = [f for f in tables if abs(f - factor) < 1e-6]
+        if not at:
+            raise ConfigError(f"{path}: factor {factor} is not among its warps {list(tables)}")
+        scores = combine(tables[at[0]], ctc_weight)
+        found[speaker].append(confusions(refs, [DIGITS[k] for k in scores.argmax(axis=1)]))
+        sizes[speaker] = len(refs)
     return {s: (len(c), 100.0 * sum(sum(x.values()) for x in c) / (len(c) * sizes[s]), sum(c, collections.Counter()))
             for s, c in sorted(found.items())}
 

@@ -38,6 +38,7 @@ from fsdd_beam import (  # noqa: E402
     view_tables,
 )
 
+from speechseq.errors import ConfigError  # noqa: E402
 from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
 
 
@@ -46,6 +47,21 @@ def read_tables(cache: Path) -> tuple[list[str], dict[float, dict[str, np.ndarra
     saved = np.load(cache)
     return [str(r) for r in saved["references"]], {
         float(f): {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]} for i, f in enumerate(saved["factors"])}
+
+
+def cached_tables(folders: list[Path]) -> list[tuple[str, Path, list[str], dict[float, dict[str, np.ndarray]]]]:
+    """(speaker, cache path, references, tables) of every ``warp_tables/*.npz`` in the folders, in order.
+
+    Raises:
+        ConfigError: a folder has no cache (``fsdd_warp.py`` has not been run on it).
+    """
+    found = []
+    for folder in folders:
+        paths = sorted((folder / "warp_tables").glob("*.npz"))
+        if not paths:
+            raise ConfigError(f"{folder}: no warp_tables/*.npz (run tasks/las/fsdd_warp.py on it first)")
+        found += [(path.stem, path, *read_tables(path)) for path in paths]
+    return found
 
 
 def warp_tables(model_dir: Path, speaker: str, root: Path, factors: list[float]) -> tuple[list[str], dict]:

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import closed_set_wer, combine, float_list, nested_choice  # noqa: E402
-from fsdd_warp import confidence_by_factor, read_tables  # noqa: E402
+from fsdd_warp import cached_tables, confidence_by_factor  # noqa: E402
 
 from speechseq.errors import ConfigError  # noqa: E402
 from speechseq.warp import pick  # noqa: E402
@@ -40,12 +40,8 @@ def cached_models(folders: list[Path]) -> dict[str, tuple[list[str], list[Tables
         ConfigError: a folder has no cache, or two models of a fold scored different recordings.
     """
     found: dict[str, list[tuple[list[str], Tables]]] = collections.defaultdict(list)
-    for folder in folders:
-        paths = sorted((folder / "warp_tables").glob("*.npz"))
-        if not paths:
-            raise ConfigError(f"{folder}: no warp_tables/*.npz (run tasks/las/fsdd_warp.py on it first)")
-        for path in paths:
-            found[path.stem].append(read_tables(path))
+    for speaker, _, references, tables in cached_tables(folders):
+        found[speaker].append((references, tables))
     models = {}
     for speaker, entries in sorted(found.items()):
         references = entries[0][0]
