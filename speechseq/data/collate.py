@@ -109,11 +109,11 @@ class SpeechCollator:
         sample_rate: rate every wave is resampled to, in Hz.
         augment: optional ``augment(wave, rng) -> wave`` (e.g. ``speechseq.augment.WaveAugment``).
         seed: base seed of the augmentation generators.
-        audio_key / text_key / id_key: column names (TTS and translation use other columns).
+        audio_key / text_key / id_key / speaker_key: column names (TTS and translation use other columns).
 
     Returns (``__call__``): a dict ``ids: list[str]``, ``wave: (B,S) float32`` zero-padded,
     ``wave_lengths: (B,) long``, ``tokens: (B,L) long`` padded with 0, ``token_lengths: (B,) long``,
-    ``speakers: list[str]`` (the rows' ``speaker`` column, "" where absent),
+    ``speakers: list[str]`` (the rows' ``speaker_key`` column, "" where absent),
     ``skipped: list[tuple[str, str]]`` of (id, reason) for the rows dropped.
 
     Example:
@@ -134,6 +134,7 @@ class SpeechCollator:
         audio_key: str = "audio",
         text_key: str = "text",
         id_key: str = "id",
+        speaker_key: str = "speaker",
     ) -> None:
         self.tokenizer = tokenizer
         self.sample_rate = int(sample_rate)
@@ -142,6 +143,7 @@ class SpeechCollator:
         self.audio_key = audio_key
         self.text_key = text_key
         self.id_key = id_key
+        self.speaker_key = speaker_key
         self.epoch = 0
         # Files already logged: a broken file is reported once, not once per epoch.
         self._logged: set[str] = set()
@@ -170,7 +172,7 @@ class SpeechCollator:
             wave = np.asarray(
                 self.augment(wave, utterance_rng(self.seed, self.epoch, utt_id)), dtype=np.float32
             )
-        return _Decoded(utt_id, wave, tokens, str(row.get("speaker") or ""))
+        return _Decoded(utt_id, wave, tokens, str(row.get(self.speaker_key) or ""))
 
     def _report(self, row: Mapping[str, Any], err: Exception) -> tuple[str, str]:
         utt_id = str(row.get(self.id_key, "?"))

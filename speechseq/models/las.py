@@ -241,7 +241,6 @@ class LASModel(PretrainedModel):
         self.encoder = _build_encoder(config)
         self.ctc_head = nn.Linear(self.encoder.output_dim, config.vocab_size)
         self.decoder = _build_decoder(config, self.encoder.output_dim)
-        config.adversary.check()
         if config.adversary.weight > 0:  # built only when on: models without it keep their weights file
             self.speaker_adversary = SpeakerAdversary(config.adversary, self.encoder.output_dim)
         # Training batches seen: drives the scheduled-sampling ramp; a buffer so checkpoints carry it.
@@ -401,6 +400,7 @@ def _check_config(config: LASConfig, features: FeatureConfig) -> None:
         raise ConfigError(f"model.normalization must be 'band' or 'utterance', got {config.normalization!r}")
     if config.trim_margin < 0:
         raise ConfigError(f"model.trim_margin must be >= 0 frames, got {config.trim_margin}")
+    config.adversary.check()
     name = {"rnn": "listener", "transformer": "transformer_encoder", "conformer": "conformer_encoder"}[config.backbone]
     if config.encoder_config().input_dim != features.n_mels:
         raise ConfigError(

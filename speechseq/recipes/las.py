@@ -24,8 +24,8 @@ from torch import nn
 from speechseq.augment import AugmentConfig
 from speechseq.config import RunConfig
 from speechseq.features import FeatureConfig
-from speechseq.metrics import error_rates
 from speechseq.errors import ConfigError
+from speechseq.metrics import error_rates
 from speechseq.models.las import LASConfig, LASModel
 from speechseq.nn.adversary import SpeakerAdversaryConfig
 from speechseq.nn.alignment import alignment_scores

@@ -42,14 +42,17 @@ from speechseq.errors import ConfigError  # noqa: E402
 from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
 
 
-def read_tables(cache: Path) -> tuple[list[str], dict[float, dict[str, np.ndarray]]]:
+Tables = dict[float, dict[str, np.ndarray]]  # warp factor -> {"decoder", "ctc"} closed-set tables (N, 10)
+
+
+def read_tables(cache: Path) -> tuple[list[str], Tables]:
     """References and factor -> ``{"decoder", "ctc"}`` tables of one cached ``warp_tables/{speaker}.npz``."""
     saved = np.load(cache)
     return [str(r) for r in saved["references"]], {
         float(f): {"decoder": saved["decoder"][i], "ctc": saved["ctc"][i]} for i, f in enumerate(saved["factors"])}
 
 
-def cached_tables(folders: list[Path]) -> list[tuple[str, Path, list[str], dict[float, dict[str, np.ndarray]]]]:
+def cached_tables(folders: list[Path]) -> list[tuple[str, Path, list[str], Tables]]:
     """(speaker, cache path, references, tables) of every ``warp_tables/*.npz`` in the folders, in order.
 
     Raises:

@@ -21,16 +21,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import closed_set_wer, combine, float_list, nested_choice  # noqa: E402
-from fsdd_warp import cached_tables, confidence_by_factor  # noqa: E402
+from fsdd_warp import Tables, cached_tables, confidence_by_factor  # noqa: E402
 
 from speechseq.errors import ConfigError  # noqa: E402
 from speechseq.warp import pick  # noqa: E402
-
-Tables = dict[float, dict[str, np.ndarray]]
 
 
 def cached_models(folders: list[Path]) -> dict[str, tuple[list[str], list[Tables]]]:
