@@ -146,6 +146,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     from speechseq.inference import plot_attention, transcribe
 
     model, lm = load_models(args)
+    if args.ensemble:
+        return _transcribe_ensemble(args, model, lm)
     if args.stream:
         return _stream(args, model, lm)
     options = decoding_options(args, model, lm)
@@ -166,6 +168,43 @@ def _transcribe(args: argparse.Namespace) -> int:
             print(f"attention map of {result.source}: {path}", file=sys.stderr)
         elif args.plot_attention:
             print(f"{result.source}: a CTC model has no attention map to plot", file=sys.stderr)
+    return 0
+
+
+def _transcribe_ensemble(args: argparse.Namespace, model: Any, lm: Any) -> int:
+    """``--ensemble``: closed-set scores of ``--model`` and every ``--ensemble`` model summed per phrase
+    (:mod:`speechseq.ensemble`); with ``--vtln`` each model first warps the files by its own factor."""
+    from speechseq.audio import audio_info, load_audio
+    from speechseq.ensemble import ensemble_closed_set
+    from speechseq.models import from_pretrained
+    from speechseq.warp import DEFAULT_FACTORS
+
+    vocabulary = read_vocabulary(args.vocabulary)
+    if vocabulary is None:
+        raise ConfigError("--ensemble sums the models' closed-set scores: add --vocabulary")
+    if args.stream or lm is not None or args.beam != 1 or args.nbest != 1 or args.plot_attention or args.int8 \
+            or args.bf16:
+        raise ConfigError("--ensemble sums closed-set scores in float32: drop --stream, --lm, --beam, --nbest, "
+                          "--plot-attention, --int8 and --bf16")
+    models = [model]
+    for name in args.ensemble:
+        other = from_pretrained(name)
+        if getattr(other, "tokenizer", None) is None or not hasattr(other, "transcribe"):
+            raise ConfigError(f"--ensemble {name}: a {other.family!r} model does not transcribe audio")
+        models.append(other)
+    rate = model.feature_config.sample_rate
+    waves = [load_audio(path, rate) for path in args.audio]
+    result = ensemble_closed_set(models, waves, rate, vocabulary, args.ctc_weight,
+                                 DEFAULT_FACTORS if args.vtln else None, args.batch_size)
+    if args.vtln:
+        print(f"vtln: speed factors {result.factors} (one per model, in the order given)", file=sys.stderr)
+    for path, text, row in zip(args.audio, result.texts, result.scores):
+        if not args.json:
+            print(f"{path}\t{text}")
+            continue
+        print(json.dumps({"source": str(path), "text": text, "score": float(row.max()),
+                          "duration": audio_info(path).duration, "factors": result.factors,
+                          "scores": {p: float(v) for p, v in zip(vocabulary, row)}}, ensure_ascii=False))
     return 0
 
 
@@ -331,6 +370,10 @@ def add_asr_commands(subparsers: Any) -> None:
     tr.add_argument("--vtln", action="store_true",
                     help="the files are one speaker: warp them all by the speed factor (0.85-1.15) the model is "
                          "surest of, chosen on closed-set confidence (needs --vocabulary)")
+    tr.add_argument("--ensemble", metavar="MODEL", action="append", default=[],
+                    help="another saved model (repeatable): each file's closed-set scores of --model and these "
+                         "are summed, (1-λ)·decoder + λ·CTC per model with λ = --ctc-weight (needs --vocabulary; "
+                         "with --vtln each model warps the files by its own factor)")
     tr.add_argument("--stream", action="store_true", help="simulate streaming (MoChA LAS or CTC): partial results")
     tr.add_argument("--chunk-seconds", type=float, default=0.4, help="--stream: audio per update [0.4]")
     tr.add_argument("--lookahead-seconds", type=float, default=0.2,

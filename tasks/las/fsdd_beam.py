@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechseq.ensemble import combine  # noqa: F401  (the scripts weigh their tables with it)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -131,25 +133,16 @@ def view_tables(
     scorer's ``(N, 10)`` log-scores of the ten digit words under that view (columns in ``DIGITS`` order:
     ``"decoder"`` and ``"ctc"``; a CTC model has ``"ctc"`` only). The model and audio are loaded once."""
     from speechseq.audio import load_audio
-    from speechseq.inference import default_options, transcribe
+    from speechseq.ensemble import closed_set_table as score_table
     from speechseq.models import from_pretrained
     from speechseq.recipes.base import AsrDataConfig, load_asr_splits
 
     model = from_pretrained(model_dir)
     held_out = load_asr_splits(AsrDataConfig(corpus="fsdd", root=str(root), fsdd_unseen_speakers=[speaker]))
     rows = list(held_out["test_unseen"])
-    # Both weights non-zero, so that both scorers run; their parts are kept unweighted.
-    options = dataclasses.replace(default_options(model), beam_size=len(DIGITS), nbest=len(DIGITS),
-                                  ctc_weight=0.5)
     rate = model.feature_config.sample_rate
     waves = [load_audio(row["audio"], rate) for row in rows]
-    tables = []
-    for view in views:
-        inputs = [apply_view(wave, rate, view) for wave in waves]
-        results = transcribe(model, inputs, options, batch_size=32, vocabulary=DIGITS)
-        by_word = [{e.text: e.scores for e in r.nbest} for r in results]
-        tables.append({name: np.array([[scores[word][name] for word in DIGITS] for scores in by_word])
-                       for name in by_word[0][DIGITS[0]]})
+    tables = [score_table(model, [apply_view(wave, rate, view) for wave in waves], DIGITS) for view in views]
     return [(str(row["id"]), str(row["text"])) for row in rows], tables
 
 
@@ -165,24 +158,6 @@ def closed_set_table(
     in one view (−inf) stays impossible."""
     rows, tables = view_tables(model_dir, speaker, root, views or [("speed", 1.0)])
     return rows, {name: np.mean([table[name] for table in tables], axis=0) for name in tables[0]}
-
-
-def combine(parts: dict[str, np.ndarray], ctc_weight: float) -> np.ndarray:
-    """``(1−λ)·decoder + λ·ctc`` of a ``closed_set_table`` (a CTC model's table is its CTC score).
-
-    A weight of 0 or 1 leaves the other scorer out altogether: a word CTC cannot emit in the encoder's frames
-    scores −inf there, and 0·(−inf) would be NaN, which ``argmax`` takes for the best word.
-
-    >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-5.0, -1.0]])}, 0.25)
-    array([[-2. , -2.5]])
-    >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-np.inf, -1.0]])}, 0.0)
-    array([[-1., -3.]])
-    """
-    if "decoder" not in parts or ctc_weight >= 1.0:
-        return parts["ctc"]
-    if ctc_weight <= 0.0:
-        return parts["decoder"]
-    return (1.0 - ctc_weight) * parts["decoder"] + ctc_weight * parts["ctc"]
 
 
 def closed_set_wer(references: list[str], tables: list[np.ndarray]) -> float:

@@ -38,6 +38,7 @@ from fsdd_beam import (  # noqa: E402
     view_tables,
 )
 
+from speechseq.ensemble import confidence  # noqa: E402
 from speechseq.errors import ConfigError  # noqa: E402
 from speechseq.warp import DEFAULT_FACTORS, check_factors, pick  # noqa: E402
 
@@ -91,7 +92,7 @@ def confidence_by_factor(tables: dict, recordings: slice = slice(None)) -> dict[
     >>> confidence_by_factor({1.0: {"decoder": np.array([[-1.0, -3.0], [-2.0, -0.5]])}})
     {1.0: -0.75}
     """
-    return {f: float(parts["decoder"][recordings].max(axis=1).mean()) for f, parts in tables.items()}
+    return {f: confidence(parts, recordings) for f, parts in tables.items()}
 
 
 def neighbours(factor: float, factors: list[float], step: float = 0.1) -> list[float]:
