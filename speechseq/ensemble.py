@@ -121,9 +121,10 @@ def ensemble_closed_set(
     if not vocabulary:
         raise ConfigError("an ensemble decodes closed-set: give a non-empty vocabulary")
     grid = [1.0] if factors is None else check_factors(factors)
-    if factors is not None and not all(is_attention_model(m) for m in models):
-        i = next(i for i, m in enumerate(models) if not is_attention_model(m))
-        raise ConfigError(f"ensemble model {i} has no attention decoder: VTLN chooses its warp on the decoder")
+    lacking = [i for i, model in enumerate(models) if not is_attention_model(model)]
+    if factors is not None and lacking:
+        raise ConfigError(f"ensemble model {lacking[0]} has no attention decoder: VTLN chooses its warp on the "
+                          "decoder")
     total = np.zeros((len(waves), len(vocabulary)))
     chosen = []
     for model in models:
