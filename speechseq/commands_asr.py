@@ -93,14 +93,21 @@ def read_vocabulary(spec: str | None) -> list[str] | None:
     return [p.strip() for p in spec.split(",")]
 
 
+def asr_model(name: str) -> Any:
+    """The saved model at ``name`` (folder or Hub repo), if it transcribes audio; else a clear error."""
+    from speechseq.models import from_pretrained
+
+    model = from_pretrained(name)
+    if not hasattr(model, "transcribe") or getattr(model, "tokenizer", None) is None:
+        raise ConfigError(f"{name}: a {model.family!r} model does not transcribe audio")
+    return model
+
+
 def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
     """The ASR model and the optional LM named by ``--model`` / ``--lm``, quantised with ``--int8``."""
     from speechseq.inference import load_lm
-    from speechseq.models import from_pretrained
 
-    model = from_pretrained(args.model)
-    if not hasattr(model, "transcribe") or getattr(model, "tokenizer", None) is None:
-        raise ConfigError(f"{args.model}: a {model.family!r} model does not transcribe audio")
+    model = asr_model(args.model)
     lm = load_lm(args.lm, model) if args.lm else None
     if args.int8:
         from speechseq.quantize import quantize_dynamic
@@ -176,7 +183,6 @@ def _transcribe_ensemble(args: argparse.Namespace, model: Any, lm: Any) -> int:
     (:mod:`speechseq.ensemble`); with ``--vtln`` each model first warps the files by its own factor."""
     from speechseq.audio import audio_info, load_audio
     from speechseq.ensemble import ensemble_closed_set
-    from speechseq.models import from_pretrained
     from speechseq.warp import DEFAULT_FACTORS
 
     vocabulary = read_vocabulary(args.vocabulary)
@@ -186,12 +192,7 @@ def _transcribe_ensemble(args: argparse.Namespace, model: Any, lm: Any) -> int:
             or args.bf16:
         raise ConfigError("--ensemble sums closed-set scores in float32: drop --stream, --lm, --beam, --nbest, "
                           "--plot-attention, --int8 and --bf16")
-    models = [model]
-    for name in args.ensemble:
-        other = from_pretrained(name)
-        if getattr(other, "tokenizer", None) is None or not hasattr(other, "transcribe"):
-            raise ConfigError(f"--ensemble {name}: a {other.family!r} model does not transcribe audio")
-        models.append(other)
+    models = [model, *(asr_model(name) for name in args.ensemble)]
     rate = model.feature_config.sample_rate
     waves = [load_audio(path, rate) for path in args.audio]
     result = ensemble_closed_set(models, waves, rate, vocabulary, args.ctc_weight,
