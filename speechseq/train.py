@@ -28,6 +28,7 @@ import torch
 
 from speechseq.checkpoint import CheckpointManager, ResumeError, TrainerState
 from speechseq.config import RunConfig, TrainConfig, load_task_config, to_yaml
+from speechseq.environment import record_start
 from speechseq.errors import ConfigError, SpeechSeqError
 from speechseq.recipes import get_recipe
 from speechseq.recipes.base import Batch, EvalResult, Recipe, TaskParts
@@ -427,6 +428,12 @@ class Trainer:
         log = RunLogger(self.output_dir, self.acc.is_main_process, self.tc.max_steps, self.state.step,
                         progress=self.tc.progress, tensorboard=self.tc.tensorboard)
         log.write_config(to_yaml(self.config))
+        if self.acc.is_main_process:
+            resumed = self.config.resume and self.state.step > 0
+            differences = record_start(self.output_dir, self.state.step, resumed)
+            if differences:  # the continuation will not be the uninterrupted run's, bit for bit
+                logger.warning("resumed on another environment than the last start (%s): from here the run "
+                               "is not bit-identical to an uninterrupted one", "; ".join(differences))
         try:
             self._train(log)
             return self._finish(log)

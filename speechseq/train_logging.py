@@ -6,6 +6,8 @@ Only the main process writes. Files in ``OUTPUT_DIR``:
 * ``scalars.jsonl``: one JSON line per optimiser update (step, loss, lr, grad norm, recipe scalars), flushed
   at once so that a killed run keeps its curve; a resumed run appends, and the last line of a step wins;
 * ``metrics.json``: ``{split: {metric: value}}`` of the final evaluation;
+* ``environment.json``: every start of the run (versions, CPU, threads, commit; ``speechseq.environment``),
+  written by the trainer;
 * ``tensorboard/``: event files (scalars, plus the images, audio and texts a recipe returns).
 
 >>> log = RunLogger("runs/x", is_main=True, total_steps=100)  # doctest: +SKIP

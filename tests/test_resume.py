@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ from safetensors.torch import load_file
 
 from speechseq.checkpoint import STATE_NAME, CheckpointManager, TrainerState, complete_checkpoints
 from speechseq.config import to_dict
+from speechseq.environment import ENVIRONMENT_NAME, read_starts
 from speechseq.train_logging import read_scalars
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,10 +69,20 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(fsdd_dir: Path, tm
     proc = _start(_command(fsdd_dir, interrupted), tmp_path / "interrupted.log")
     _kill_after_step(proc, interrupted, kill_step, tmp_path / "interrupted.log")
     assert not (interrupted / "final").exists()
+    # As if the first part had run on another CPU: the resume must say so (and still replay the run here).
+    record = json.loads((interrupted / ENVIRONMENT_NAME).read_text())
+    record["starts"][-1]["cpu"] = "another CPU"
+    (interrupted / ENVIRONMENT_NAME).write_text(json.dumps(record))
     resumed = _start(_command(fsdd_dir, interrupted, "resume=true"), tmp_path / "resumed.log")
     _wait(ref_proc, tmp_path / "reference.log")
     _wait(resumed, tmp_path / "resumed.log")
-    assert "resumed from" in (tmp_path / "resumed.log").read_text()
+    resumed_log = (tmp_path / "resumed.log").read_text()
+    assert "resumed from" in resumed_log
+    assert "resumed on another environment" in resumed_log and "cpu: another CPU -> " in resumed_log
+    assert "another environment" not in (tmp_path / "reference.log").read_text()
+    starts = read_starts(interrupted)
+    assert [s["step"] for s in read_starts(reference)] == [0] and len(starts) == 2
+    assert starts[0]["step"] == 0 and kill_step - 3 < starts[1]["step"] <= kill_step  # checkpoints every 3
 
     expected, got = read_scalars(reference), read_scalars(interrupted)
     assert sorted(got) == sorted(expected) == list(range(1, MAX_STEPS + 1))
