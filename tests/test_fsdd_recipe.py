@@ -623,3 +623,49 @@ def test_a_warped_ensemble_sums_each_model_at_its_own_factor(tmp_path: Path, cap
     with pytest.raises(script.ConfigError, match="fold jackson: .* different recordings"):
         script.cached_models([tmp_path / "s0", tmp_path / "s2"])
     assert script.main([str(tmp_path)]) == 2  # no cache there: one line, no traceback
+
+
+def test_ensemble_subsets_score_each_subset_as_the_ensemble_script_does_and_group_by_family(
+    tmp_path: Path, capsys
+) -> None:
+    import json
+    import statistics
+
+    import numpy as np
+
+    subsets, ensemble = task_script("fsdd_ensemble_subsets"), task_script("fsdd_warp_ensemble")
+    rng = np.random.default_rng(0)
+
+    def save(folder: Path, speaker: str = "jackson") -> None:
+        (folder / "warp_tables").mkdir(parents=True)
+        scores = rng.normal(size=(2, 8, 10))
+        np.savez(folder / "warp_tables" / f"{speaker}.npz", factors=np.array([0.9, 1.0]),
+                 references=np.array(["two", "six"] * 4), decoder=scores, ctc=rng.normal(size=(2, 8, 10)))
+
+    for name in ("a0", "a1", "b0"):
+        save(tmp_path / name)
+    runs = [f"A.0={tmp_path / 'a0'}", f"A.1={tmp_path / 'a1'}", f"B.0={tmp_path / 'b0'}"]
+    assert subsets.main([*runs, "--ctc-grid", "0,0.5"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(out["subsets"]) == ["A.0", "A.0+A.1", "A.0+A.1+B.0", "A.0+B.0", "A.1", "A.1+B.0", "B.0"]
+    for key, folders in {"A.1": ["a1"], "A.0+B.0": ["a0", "b0"], "A.0+A.1+B.0": ["a0", "a1", "b0"]}.items():
+        assert ensemble.main([*(str(tmp_path / f) for f in folders), "--ctc-grid", "0,0.5"]) == 0
+        expected = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["subsets"][key]["warped"] == expected["warped"], key
+        assert out["subsets"][key]["unwarped"] == expected["unwarped"], key
+    warped = {k: v["warped"]["mean"] for k, v in out["subsets"].items()}
+    assert set(out["by_kind"]) == {"1 within A", "1 within B", "2 within A", "2 across", "3 across"}
+    assert out["by_kind"]["2 within A"]["warped"] == warped["A.0+A.1"]
+    assert out["by_kind"]["2 across"] == {
+        "subsets": 2, "warped": round(statistics.mean([warped["A.0+B.0"], warped["A.1+B.0"]]), 2),
+        "unwarped": round(statistics.mean([out["subsets"][k]["unwarped"]["mean"] for k in ("A.0+B.0", "A.1+B.0")]), 2)}
+    assert out["by_kind"]["1 within A"]["subsets"] == 2
+
+    # --max-size, and clear errors: a run without a family, runs of different folds
+    assert subsets.main([*runs, "--max-size", "1"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["subsets"]) == 3
+    assert subsets.main([f"a0={tmp_path / 'a0'}"]) == 2
+    assert "FAMILY.NAME=FOLDER" in capsys.readouterr().err
+    save(tmp_path / "c0", speaker="lucas")
+    assert subsets.main([runs[0], f"C.0={tmp_path / 'c0'}"]) == 2
+    assert "hold different folds" in capsys.readouterr().err
