@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from speechseq.errors import ConfigError
+
 ENVIRONMENT_NAME = "environment.json"
 # The keys that change floating-point results; the commit and the start step are bookkeeping.
 NUMERIC_KEYS = ("python", "torch", "numpy", "accelerate", "cpu", "machine", "threads", "cuda_device")
@@ -86,7 +88,13 @@ def changed(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def read_starts(output_dir: str | Path) -> list[dict[str, Any]]:
     """Every recorded start of the run in ``output_dir`` (oldest first); empty if none was recorded."""
     path = Path(output_dir) / ENVIRONMENT_NAME
-    return json.loads(path.read_text())["starts"] if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        starts = json.loads(path.read_text())["starts"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: not a speechseq environment record ({err})") from err
+    return starts
 
 
 def record_start(output_dir: str | Path, step: int, resumed: bool) -> list[str]:
@@ -94,12 +102,16 @@ def record_start(output_dir: str | Path, step: int, resumed: bool) -> list[str]:
 
     Returns:
         For a resumed run, what changed since the last recorded start (:func:`changed`); else empty. A fresh
-        (not resumed) run into a folder with earlier starts begins a new list.
+        (not resumed) run into a folder with earlier starts begins a new list, and so does a resume whose
+        record is unreadable (it says so in the returned list rather than stop the run).
     """
     path = Path(output_dir) / ENVIRONMENT_NAME
-    starts = read_starts(output_dir) if resumed else []
     now = {"step": step, **describe()}
-    differences = changed(starts[-1], now) if starts else []
+    try:
+        starts = read_starts(output_dir) if resumed else []
+        differences = changed(starts[-1], now) if starts else []
+    except ConfigError as err:
+        starts, differences = [], [f"earlier starts unknown: {err}"]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"starts": [*starts, now]}, indent=1))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from speechseq.environment import ENVIRONMENT_NAME, changed, cpu_model, describe, read_starts, record_start
+from speechseq.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,14 @@ def test_record_start_appends_on_resume_and_names_what_changed(tmp_path: Path) -
     assert record_start(tmp_path, 0, resumed=False) == []
     assert [s["step"] for s in read_starts(tmp_path)] == [0]
     assert not list(tmp_path.glob("*.tmp"))
+
+    # A damaged record does not stop a resume: it is named, and a new history begins.
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="environment.json: not a speechseq environment record"):
+        read_starts(tmp_path)
+    (message,) = record_start(tmp_path, 12, resumed=True)
+    assert message.startswith("earlier starts unknown: ") and str(path) in message
+    assert [s["step"] for s in read_starts(tmp_path)] == [12]
 
 
 def test_changed_ignores_bookkeeping() -> None:
