@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import float_list  # noqa: E402
+from fsdd_warp import Tables  # noqa: E402
 from fsdd_warp_ensemble import cached_models, summary  # noqa: E402
 
 from speechseq.errors import ConfigError  # noqa: E402
 
-Models = dict  # held-out speaker -> (references, tables of each model), as fsdd_warp_ensemble.cached_models
+Models = dict[str, tuple[list[str], list[Tables]]]  # held-out speaker -> (references, each model's tables)
 
 
 def parse_run(text: str) -> tuple[str, list[Path]]:
