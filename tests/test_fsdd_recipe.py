@@ -660,6 +660,9 @@ def test_ensemble_subsets_score_each_subset_as_the_ensemble_script_does_and_grou
         "subsets": 2, "warped": round(statistics.mean([warped["A.0+B.0"], warped["A.1+B.0"]]), 2),
         "unwarped": round(statistics.mean([out["subsets"][k]["unwarped"]["mean"] for k in ("A.0+B.0", "A.1+B.0")]), 2)}
     assert out["by_kind"]["1 within A"]["subsets"] == 2
+    assert out["by_mix"]["A+B"] == out["by_kind"]["2 across"]
+    assert out["by_mix"]["A+A+B"]["warped"] == warped["A.0+A.1+B.0"]
+    assert out["by_mix"]["A"] == out["by_kind"]["1 within A"]
 
     # --max-size, and clear errors: a run without a family, runs of different folds
     assert subsets.main([*runs, "--max-size", "1"]) == 0

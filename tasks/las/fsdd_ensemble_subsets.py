@@ -4,13 +4,14 @@ Each run is one seed of ``fsdd_loso.py`` (its folders, e.g. two lanes), named ``
 family share what the comparison is about (e.g. the pre-training they were fine-tuned from). Every subset of
 the runs is scored as ``fsdd_warp_ensemble.py`` scores a set of folders (each model at its own VTLN factor, λ
 chosen on the other folds), and for each subset size the mean over subsets drawn from one family is set
-against the mean over subsets that mix families. Nothing is decoded: run ``fsdd_warp.py`` on each run first.
+against the mean over subsets that mix families. The means are also given by the families' mix (``A+B+C``:
+one run from each of three families). Nothing is decoded: run ``fsdd_warp.py`` on each run first.
 
     python tasks/las/fsdd_ensemble_subsets.py A.6=runs/fsdd600_s6a,runs/fsdd600_s6b \\
         A.7=runs/fsdd600_s7a,runs/fsdd600_s7b B.6=runs/fsdd600_p1s6a,runs/fsdd600_p1s6b
 
-    >>> kind(("A.6", "A.7")), kind(("A.6", "B.6"))
-    ('within A', 'across')
+    >>> kind(("A.6", "A.7")), kind(("A.6", "B.6")), mix(("B.7", "A.6", "A.8"))
+    ('within A', 'across', 'A+A+B')
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def kind(subset: tuple[str, ...]) -> str:
     return f"within {families.pop()}" if len(families) == 1 else "across"
 
 
+def mix(subset: tuple[str, ...]) -> str:
+    """The families of the subset's runs, sorted, one per run: ``A+A+B``."""
+    return "+".join(sorted(name.split(".", 1)[0] for name in subset))
+
+
 def merge(runs: dict[str, Models], subset: tuple[str, ...]) -> Models:
     """The models of the subset's runs, fold by fold (each run must hold the same folds)."""
     folds = set(runs[subset[0]])
@@ -62,11 +68,13 @@ def score_subsets(runs: dict[str, Models], grid: list[float], max_size: int) -> 
             for size in range(1, min(max_size, len(names)) + 1) for subset in itertools.combinations(names, size)}
 
 
-def by_kind(scored: dict[tuple[str, ...], dict]) -> dict[tuple[int, str], dict[str, float]]:
-    """(size, kind) -> number of subsets and their mean unwarped and warped WER (%)."""
+def by_kind(scored: dict[tuple[str, ...], dict], group=kind) -> dict[tuple[int, str], dict[str, float]]:
+    """(size, ``group(subset)``) -> number of subsets and their mean unwarped and warped WER (%).
+
+    ``group`` is ``kind`` (within one family / across) or ``mix`` (the families' mix)."""
     groups: dict[tuple[int, str], list[dict]] = {}
     for subset, result in scored.items():
-        groups.setdefault((len(subset), kind(subset)), []).append(result)
+        groups.setdefault((len(subset), group(subset)), []).append(result)
     return {key: {"subsets": len(results),
                   "unwarped": round(statistics.mean(r["unwarped"]["mean"] for r in results), 2),
                   "warped": round(statistics.mean(r["warped"]["mean"] for r in results), 2)}
@@ -91,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         folds = {s: v["wer"] for s, v in result["warped"].items() if s != "mean"}
         print(f"{'+'.join(subset):24s} unwarped {result['unwarped']['mean']:5.2f}  warped "
               f"{result['warped']['mean']:5.2f}  warped per fold {folds}")
-    means = by_kind(scored)
-    for (size, name), row in means.items():
+    means, mixes = by_kind(scored), by_kind(scored, mix)
+    for (size, name), row in [*means.items(), *mixes.items()]:
         print(f"size {size} {name:10s} {row['subsets']:2d} subsets: unwarped {row['unwarped']:5.2f}  warped "
               f"{row['warped']:5.2f}")
     print(json.dumps({"subsets": {"+".join(s): r for s, r in scored.items()},
-                      "by_kind": {f"{size} {name}": row for (size, name), row in means.items()}}))
+                      "by_kind": {f"{size} {name}": row for (size, name), row in means.items()},
+                      "by_mix": {name: row for (_, name), row in mixes.items()}}))
     return 0
 
 
