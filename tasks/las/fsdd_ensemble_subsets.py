@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run or imported from anywhere
 from fsdd_beam import float_list  # noqa: E402
@@ -41,34 +42,41 @@ def parse_run(text: str) -> tuple[str, list[Path]]:
     return name, [Path(f) for f in folders.split(",")]
 
 
-def kind(subset: tuple[str, ...]) -> str:
-    """``within F`` when every run of the subset is of family F, else ``across``."""
-    families = {name.split(".", 1)[0] for name in subset}
-    return f"within {families.pop()}" if len(families) == 1 else "across"
-
-
 def mix(subset: tuple[str, ...]) -> str:
     """The families of the subset's runs, sorted, one per run: ``A+A+B``."""
     return "+".join(sorted(name.split(".", 1)[0] for name in subset))
 
 
+def kind(subset: tuple[str, ...]) -> str:
+    """``within F`` when every run of the subset is of family F, else ``across``."""
+    families = set(mix(subset).split("+"))
+    return f"within {families.pop()}" if len(families) == 1 else "across"
+
+
 def merge(runs: dict[str, Models], subset: tuple[str, ...]) -> Models:
-    """The models of the subset's runs, fold by fold (each run must hold the same folds)."""
-    folds = set(runs[subset[0]])
-    for name in subset[1:]:
-        if set(runs[name]) != folds:
-            raise ConfigError(f"runs {subset[0]} and {name} hold different folds: {sorted(folds)} and {sorted(runs[name])}")
-    return {s: (runs[subset[0]][s][0], [t for name in subset for t in runs[name][s][1]]) for s in sorted(folds)}
+    """The models of the subset's runs, fold by fold (the runs hold the same folds: ``score_subsets`` checks)."""
+    first = runs[subset[0]]
+    return {s: (first[s][0], [t for name in subset for t in runs[name][s][1]]) for s in sorted(first)}
 
 
 def score_subsets(runs: dict[str, Models], grid: list[float], max_size: int) -> dict[tuple[str, ...], dict]:
-    """Every subset of up to ``max_size`` runs -> its ``fsdd_warp_ensemble.summary``."""
+    """Every subset of up to ``max_size`` runs -> its ``fsdd_warp_ensemble.summary``.
+
+    Raises:
+        ConfigError: two runs hold different folds.
+    """
     names = sorted(runs)
+    folds = set(runs[names[0]])
+    for name in names[1:]:
+        if set(runs[name]) != folds:
+            raise ConfigError(f"runs {names[0]} and {name} hold different folds: {sorted(folds)} and {sorted(runs[name])}")
     return {subset: summary(merge(runs, subset), grid)
             for size in range(1, min(max_size, len(names)) + 1) for subset in itertools.combinations(names, size)}
 
 
-def by_kind(scored: dict[tuple[str, ...], dict], group=kind) -> dict[tuple[int, str], dict[str, float]]:
+def by_kind(
+    scored: dict[tuple[str, ...], dict], group: Callable[[tuple[str, ...]], str] = kind
+) -> dict[tuple[int, str], dict[str, float]]:
     """(size, ``group(subset)``) -> number of subsets and their mean unwarped and warped WER (%).
 
     ``group`` is ``kind`` (within one family / across) or ``mix`` (the families' mix)."""
