@@ -195,6 +195,39 @@ def test_voice_pools_are_disjoint_in_variants_and_parameters() -> None:
     assert len({v.speaker for v in train}) == 60
 
 
+def test_all_pool_deals_every_variant_of_both_pools_with_training_prosody() -> None:
+    voices = sample_voices(80, seed=3, pool="all")
+    variants = set(TRAIN_VARIANTS) | set(UNSEEN_VARIANTS)
+    assert {v.variant for v in voices[: len(variants)]} == variants  # each vocal tract once before any repeats
+    assert all(TRAIN_REGION.contains(v) for v in voices)
+    assert [v.params() for v in voices] == [v.params() for v in sample_voices(80, seed=3, pool="all")]
+    # Another stream than the training pool's: the training pool's voices of a seed are not its prefix.
+    assert [v.variant for v in voices[:5]] != [v.variant for v in sample_voices(5, seed=3, pool="train")]
+
+
+def test_train_variants_changes_the_cache_key_only_when_set() -> None:
+    assert "train_variants" not in CONFIG.recipe()["config"]  # caches built before the field keep their key
+    wide = replace(CONFIG, train_variants="all")
+    assert wide.recipe()["config"]["train_variants"] == "all"
+    assert wide.recipe_hash() != CONFIG.recipe_hash()
+    assert {v.variant for v in wide.voices()["train"]} - set(TRAIN_VARIANTS)  # tiny: 6 of 72 variants
+    assert [v.params() for v in wide.voices()["unseen"]] == [v.params() for v in CONFIG.voices()["unseen"]]
+    with pytest.raises(ConfigError, match="train_variants='every'"):
+        replace(CONFIG, train_variants="every")
+
+
+def test_data_corpus_overrides_reach_the_corpus_config() -> None:
+    from speechseq.config import load_task_config
+    from speechseq.recipes.base import embedded_config
+
+    cfg = load_task_config("las", ["data.size=tiny", "data.corpus_variants=all", "data.corpus_voices=9",
+                                   "data.corpus_seed=7"])
+    assert embedded_config(cfg.data) == replace(CONFIG, train_variants="all", train_voices=9)
+    assert embedded_config(load_task_config("las", ["data.size=tiny"]).data) == EmbeddedCorpusConfig.preset("tiny")
+    with pytest.raises(ConfigError, match="data.corpus_variants"):
+        load_task_config("las", ["data.corpus_variants=every"])
+
+
 def test_unseen_dev_set_has_unseen_voices_no_test_voice_and_only_validation_sentences(corpus, cache, tmp_path) -> None:
     import importlib.util
     import sys

@@ -72,7 +72,10 @@ class EmbeddedCorpusConfig:
     """How to build the corpus. ``size`` names the preset the counts came from.
 
     Sentence counts are per split (test_unseen reuses the test sentences); each sentence is spoken by
-    ``voices_per_sentence`` different voices. Fields after ``trim_db`` do not change the content and
+    ``voices_per_sentence`` different voices. ``train_variants`` is the pool the training voices come from:
+    ``"train"`` (the training variants) or ``"all"`` (the unseen pool's variants too, with training-region
+    prosody: 72 vocal tracts instead of 34 for a pre-training; test_unseen's variants are then heard in
+    training, so it tests unseen prosody only). Fields after ``trim_db`` do not change the content and
     are not part of the cache key.
 
     >>> EmbeddedCorpusConfig.preset("tiny", seed=3).train_sentences
@@ -86,6 +89,7 @@ class EmbeddedCorpusConfig:
     voices_per_sentence: int = 2
     train_voices: int = 40
     unseen_voices: int = 12
+    train_variants: str = "train"
     seed: int = 0
     languages: tuple[str, ...] = ("en", "es")
     sample_rate: int = 22050
@@ -104,6 +108,8 @@ class EmbeddedCorpusConfig:
         bad = {name: value for name, value in counts.items() if value < 1}
         if bad:
             raise ConfigError(f"these config values must be at least 1: {bad}")
+        if self.train_variants not in ("train", "all"):
+            raise ConfigError(f"train_variants={self.train_variants!r}: expected 'train' or 'all'")
 
     @classmethod
     def preset(cls, size: str, **overrides: object) -> "EmbeddedCorpusConfig":
@@ -120,6 +126,8 @@ class EmbeddedCorpusConfig:
         """Everything that decides the content: config fields, code versions and the voices."""
         content = {f.name: getattr(self, f.name) for f in fields(self)
                    if f.name not in ("size", "cache_dir", "num_workers")}
+        if self.train_variants == "train":
+            del content["train_variants"]  # the field is newer than the caches: their keys stay as they were
         voices = {name: [v.params() for v in vs] for name, vs in self.voices().items()}
         return {"config": content, "grammar_version": GRAMMAR_VERSION, "corpus_version": CORPUS_VERSION,
                 "espeakng_loader": metadata.version("espeakng-loader"), "voices": voices}
@@ -132,7 +140,7 @@ class EmbeddedCorpusConfig:
 
     def voices(self) -> dict[str, list[Voice]]:
         """The training and unseen speakers (deterministic for ``seed``)."""
-        return {"train": sample_voices(self.train_voices, self.seed, "train"),
+        return {"train": sample_voices(self.train_voices, self.seed, self.train_variants),
                 "unseen": sample_voices(self.unseen_voices, self.seed, "unseen")}
 
     def corpus_dir(self, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -173,6 +173,9 @@ class AsrDataConfig:
         cache_dir: where the embedded corpus is cached (``null``: ``$SPEECHSEQ_CACHE`` or ``~/.cache/speechseq``).
         corpus_seed: seed of the embedded corpus (``null``: the preset's); kept apart from the run's ``seed`` so
             that changing the training seed never changes (and rebuilds) the data.
+        corpus_voices: training voices of the embedded corpus (``null``: the preset's).
+        corpus_variants: the pool those voices come from: ``train`` (the preset's) or ``all`` (the unseen
+            voices' variants too, for a pre-training with more vocal tracts; see ``EmbeddedCorpusConfig``).
         tokenizer: output units learnt from the training transcripts: ``char`` (characters) or ``bpe``
             (sentencepiece BPE pieces; fewer, longer units, so CTC needs fewer encoder frames per second).
         bpe_vocab_size: pieces of the BPE tokenizer, specials included (``tokenizer=bpe`` only).
@@ -193,6 +196,8 @@ class AsrDataConfig:
     screen_silence: bool = True
     cache_dir: str | None = None
     corpus_seed: int | None = None
+    corpus_voices: int | None = None
+    corpus_variants: Literal["train", "all"] = "train"
     tokenizer: Literal["char", "bpe"] = "char"
     bpe_vocab_size: int = 256
 
@@ -313,11 +318,23 @@ def _ljspeech_splits(cfg: AsrDataConfig) -> dict[str, Any]:
     }
 
 
+def embedded_config(cfg: AsrDataConfig) -> Any:
+    """The ``EmbeddedCorpusConfig`` of ``data.size`` with the ``data.corpus_*`` overrides that are set."""
+    from speechseq.data.embedded import EmbeddedCorpusConfig
+
+    overrides: dict[str, Any] = {"train_variants": cfg.corpus_variants}
+    if cfg.corpus_seed is not None:
+        overrides["seed"] = cfg.corpus_seed
+    if cfg.corpus_voices is not None:
+        overrides["train_voices"] = cfg.corpus_voices
+    return EmbeddedCorpusConfig.preset(cfg.size, **overrides)
+
+
 def _embedded_splits(cfg: AsrDataConfig) -> dict[str, Any]:
     from speechseq.data.embedded import asr_view, build_embedded_corpus
 
     # The corpus module resolves a null cache_dir itself ($SPEECHSEQ_CACHE, then ~/.cache/speechseq).
-    corpus = build_embedded_corpus(cfg.size, cache_dir=cfg.cache_dir, seed=cfg.corpus_seed)
+    corpus = build_embedded_corpus(embedded_config(cfg), cache_dir=cfg.cache_dir)
     return {split: asr_view(corpus[split], cfg.lang) for split in corpus}
 
 
