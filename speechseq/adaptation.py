@@ -7,7 +7,7 @@ speaker adaptation as in Kaldi's two-pass unsupervised fMLLR). With a closed voc
 commands) the pseudo-labels come from closed-set decoding and the confidence is the posterior of the best
 candidate over all candidates; otherwise it is the posterior of the best of the N-best list.
 
-Measured on FSDD's held-out speakers (``tasks/las/fsdd_adapt.py``, ``tasks/las/README.md``): each half of
+Measured on FSDD's held-out speakers (``tasks/las/fsdd_adapt.py``, ``tasks/las/fsdd_experiments.md``): each half of
 a new speaker's recordings is scored by a model adapted on the other half only.
 
 Example (an untrained model: the mechanics, not the figures):

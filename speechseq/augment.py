@@ -41,7 +41,7 @@ class AugmentConfig:
         reverb_rt60: ``[low, high]`` range of the reverberation time (s), drawn uniformly.
         pad_prob: probability of adding silence before and after the speech. Corpora trimmed to the
             speech (FSDD) teach a model that speech starts at frame 0; one recording with a lead-in
-            of 60 ms then breaks it (see ``tasks/las/README.md``).
+            of 60 ms then breaks it (see ``tasks/las/fsdd_experiments.md``).
         pad_seconds: ``[low, high]`` range of each end's added silence (s), drawn uniformly and
             independently for the start and the end.
         pad_floor_db: ``[low, high]`` range of the padding's white-noise floor in dB relative to the

@@ -3,7 +3,7 @@ after it ends) and a floor relative to each utterance's loudest cell.
 
 A recogniser trained on recordings cut tightly around the speech (FSDD is) never learns what a lead-in of
 silence looks like: 60 ms of it before a held-out speaker's digits made the FSDD fold models' error 1.7
-times what it was with the lead-in trimmed (``tasks/las/README.md``). Cutting every input the same way, in
+times what it was with the lead-in trimmed (``tasks/las/fsdd_experiments.md``). Cutting every input the same way, in
 training and at inference, inside the model, removes that difference wherever the audio comes from. Silence *inside* an utterance is kept.
 """
 

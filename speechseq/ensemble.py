@@ -6,7 +6,7 @@ scores are summed over the models (a product of experts) and the best sum wins. 
 one under which its attention decoder is surest of its best phrase on average, and scores the recordings
 warped by it. Models trained on different data or seeds like different warps of the same voice, which is why
 each picks its own (on FSDD, three fold models warped each to its own f* gave 7.4 / 7.8 % WER on two triples of
-seeds where one model gave 8.0 / 8.3 %; tasks/las/README.md).
+seeds where one model gave 8.0 / 8.3 %; tasks/las/fsdd_experiments.md).
 
     >>> combine({"decoder": np.array([[-1.0, -3.0]]), "ctc": np.array([[-5.0, -1.0]])}, 0.25)
     array([[-2. , -2.5]])

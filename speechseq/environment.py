@@ -4,7 +4,7 @@ A seeded run reproduces bit for bit on the same machine and software (a SIGKILLe
 exactly like an uninterrupted one, ``tests/test_resume.py``), but not on another CPU or another build of
 torch: their kernels sum in another order, and the rounding differences grow over hundreds of updates. On
 FSDD the same pre-training command and seed, run on two machines, gave fine-tuned models a point of WER
-apart (``tasks/las/README.md``, stop 23). So every start of a run appends what it runs on, and a resume on
+apart (``tasks/las/fsdd_experiments.md``, stop 23). So every start of a run appends what it runs on, and a resume on
 something else says which keys changed: its continuation is not the uninterrupted run's.
 
     >>> changed({"torch": "2.13.0", "cpu": "AMD EPYC"}, {"torch": "2.13.0", "cpu": "Intel Xeon"})

@@ -7,7 +7,7 @@ recordings by ``reference − speaker`` (in the log domain) gives every speaker 
 spectrum: what the recording chain and the speaker's vocal tract add to every sound alike is gone, what tells
 one word from another stays. It needs a speaker's audio, no transcripts. With per-utterance (not per-band)
 feature normalisation it halved the FSDD fold models' mean held-out-speaker WER, 23.2 -> 12.1 %
-(``tasks/las/README.md``).
+(``tasks/las/fsdd_experiments.md``).
 
 Example (a speaker recorded through a bright microphone is brought to a flat reference):
     >>> import numpy as np

@@ -9,7 +9,7 @@ scaled by ``weight``, and learns states from which the speaker is hard to tell.
 It is a minimax game, and it does not remove the speaker from the states: the encoder learns to fool the
 classifier it trains against (whose accuracy stays low, ``tests/test_adversary.py``), but on a toy task a
 fresh classifier trained afterwards on the same states still told the speakers apart, as Elazar &
-Goldberg (2018) found for text. What it changes in a recogniser must be measured (``tasks/las/README.md``).
+Goldberg (2018) found for text. What it changes in a recogniser must be measured (``tasks/las/fsdd_experiments.md``).
 
 The classifier is a training-time head only: decoding never calls it. A model fine-tuned with it starts
 the head from fresh weights (the pretrained model has none; see ``fresh_prefixes`` of

@@ -3,7 +3,7 @@
 Every speaker's recordings are filtered so that their long-term spectrum becomes the *reference*: the mean
 long-term spectrum of the reference speakers (in a leave-one-speaker-out fold, the four training speakers; the
 held-out speaker's audio only sets his own curve, never the reference, and no transcript is read).
-See ``speechseq/speaker_eq.py`` and ``tasks/las/README.md``.
+See ``speechseq/speaker_eq.py`` and ``tasks/las/fsdd_experiments.md``.
 
 Usage::
 
