@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import datasets
 import librosa
@@ -89,7 +89,7 @@ class EmbeddedCorpusConfig:
     voices_per_sentence: int = 2
     train_voices: int = 40
     unseen_voices: int = 12
-    train_variants: str = "train"
+    train_variants: Literal["train", "all"] = "train"
     seed: int = 0
     languages: tuple[str, ...] = ("en", "es")
     sample_rate: int = 22050
