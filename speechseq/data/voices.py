@@ -119,10 +119,12 @@ TRAIN_REGION = VoiceRegion(pitch=((35, 65),), pitch_range=((35, 75),), rate=((15
                            word_gap=((0, 1),))
 UNSEEN_REGION = VoiceRegion(pitch=((20, 32), (68, 80)), pitch_range=((15, 32), (78, 95)),
                             rate=((130, 145), (200, 215)), word_gap=((2, 3),))
-POOLS = {"train": (TRAIN_VARIANTS, TRAIN_REGION, "tr"), "unseen": (UNSEEN_VARIANTS, UNSEEN_REGION, "un"),
+# Pool -> (variants, prosody region, speaker-id prefix, random stream). The stream is the pool's own, fixed
+# number, so that adding a pool never changes the voices (and the corpora) of the others.
+POOLS = {"train": (TRAIN_VARIANTS, TRAIN_REGION, "tr", 0), "unseen": (UNSEEN_VARIANTS, UNSEEN_REGION, "un", 1),
          # Every vocal tract (variant) of both pools with the training region's prosody: more voices to
          # pre-train on where the corpus's own unseen-voice test does not matter (its variants are then heard).
-         "all": (TRAIN_VARIANTS + UNSEEN_VARIANTS, TRAIN_REGION, "tr")}
+         "all": (TRAIN_VARIANTS + UNSEEN_VARIANTS, TRAIN_REGION, "tr", 2)}
 
 # The fixed target voice of TTS and speech-to-speech translation: espeak's default of each language.
 CANONICAL_VOICES = {
@@ -138,8 +140,8 @@ def sample_voices(n: int, seed: int, pool: str = "train") -> list[Voice]:
     """
     if pool not in POOLS:
         raise ConfigError(f"unknown voice pool {pool!r}; expected one of {sorted(POOLS)}")
-    variants, region, prefix = POOLS[pool]
-    rng = np.random.default_rng([seed, list(POOLS).index(pool)])  # train 0, unseen 1 (as before), all 2
+    variants, region, prefix, stream = POOLS[pool]
+    rng = np.random.default_rng([seed, stream])
     order: list[str] = []
     while len(order) < n:
         order += [variants[i] for i in rng.permutation(len(variants))]

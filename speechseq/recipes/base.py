@@ -22,7 +22,7 @@ import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from torch import nn
 
 from speechseq.config import RunConfig, to_dict
 from speechseq.errors import ConfigError, SpeechSeqError
+
+if TYPE_CHECKING:  # the corpus module imports datasets: only where the embedded corpus is used
+    from speechseq.data.embedded import EmbeddedCorpusConfig
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +321,7 @@ def _ljspeech_splits(cfg: AsrDataConfig) -> dict[str, Any]:
     }
 
 
-def embedded_config(cfg: AsrDataConfig) -> Any:
+def embedded_config(cfg: AsrDataConfig) -> EmbeddedCorpusConfig:
     """The ``EmbeddedCorpusConfig`` of ``data.size`` with the ``data.corpus_*`` overrides that are set."""
     from speechseq.data.embedded import EmbeddedCorpusConfig
 
