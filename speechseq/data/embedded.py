@@ -75,8 +75,9 @@ class EmbeddedCorpusConfig:
     ``voices_per_sentence`` different voices. ``train_variants`` is the pool the training voices come from:
     ``"train"`` (the training variants) or ``"all"`` (the unseen pool's variants too, with training-region
     prosody: 72 vocal tracts instead of 34 for a pre-training; test_unseen's variants are then heard in
-    training, so it tests unseen prosody only). Fields after ``trim_db`` do not change the content and
-    are not part of the cache key.
+    training, so it tests unseen prosody only). ``flite_voices`` adds that many training voices of Flite's
+    real-person voices (``speechseq.text.flite``; English only, so ``languages`` must be ``("en",)``).
+    Fields after ``trim_db`` do not change the content and are not part of the cache key.
 
     >>> EmbeddedCorpusConfig.preset("tiny", seed=3).train_sentences
     60
@@ -90,6 +91,7 @@ class EmbeddedCorpusConfig:
     train_voices: int = 40
     unseen_voices: int = 12
     train_variants: Literal["train", "all"] = "train"
+    flite_voices: int = 0
     seed: int = 0
     languages: tuple[str, ...] = ("en", "es")
     sample_rate: int = 22050
@@ -104,12 +106,18 @@ class EmbeddedCorpusConfig:
         if unknown or not self.languages:
             raise ConfigError(f"languages={self.languages}: expected a subset of {sorted(LANGUAGE_VOICES)}")
         counts = {f.name: getattr(self, f.name) for f in fields(self)
-                  if f.name.endswith(("_sentences", "_voices")) or f.name in ("voices_per_sentence", "num_workers")}
+                  if f.name.endswith(("_sentences", "_voices")) and f.name != "flite_voices"
+                  or f.name in ("voices_per_sentence", "num_workers")}
         bad = {name: value for name, value in counts.items() if value < 1}
         if bad:
             raise ConfigError(f"these config values must be at least 1: {bad}")
         if self.train_variants not in ("train", "all"):
             raise ConfigError(f"train_variants={self.train_variants!r}: expected 'train' or 'all'")
+        if self.flite_voices < 0:
+            raise ConfigError(f"flite_voices={self.flite_voices}: expected 0 or more")
+        if self.flite_voices and tuple(self.languages) != ("en",):
+            raise ConfigError(f"flite_voices={self.flite_voices} needs languages=('en',): Flite speaks "
+                              f"English only, and the languages are {self.languages}")
 
     @classmethod
     def preset(cls, size: str, **overrides: object) -> "EmbeddedCorpusConfig":
@@ -126,8 +134,11 @@ class EmbeddedCorpusConfig:
         """Everything that decides the content: config fields, code versions and the voices."""
         content = {f.name: getattr(self, f.name) for f in fields(self)
                    if f.name not in ("size", "cache_dir", "num_workers")}
+        # Fields newer than the caches are left out at their defaults, so that those caches keep their keys.
         if self.train_variants == "train":
-            del content["train_variants"]  # the field is newer than the caches: their keys stay as they were
+            del content["train_variants"]
+        if self.flite_voices == 0:
+            del content["flite_voices"]
         voices = {name: [v.params() for v in vs] for name, vs in self.voices().items()}
         return {"config": content, "grammar_version": GRAMMAR_VERSION, "corpus_version": CORPUS_VERSION,
                 "espeakng_loader": metadata.version("espeakng-loader"), "voices": voices}
@@ -140,7 +151,8 @@ class EmbeddedCorpusConfig:
 
     def voices(self) -> dict[str, list[Voice]]:
         """The training and unseen speakers (deterministic for ``seed``)."""
-        return {"train": sample_voices(self.train_voices, self.seed, self.train_variants),
+        flite_voices = sample_voices(self.flite_voices, self.seed, "flite") if self.flite_voices else []
+        return {"train": sample_voices(self.train_voices, self.seed, self.train_variants) + flite_voices,
                 "unseen": sample_voices(self.unseen_voices, self.seed, "unseen")}
 
     def corpus_dir(self, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from speechseq.errors import ConfigError
-from speechseq.text import espeak
+from speechseq.text import espeak, flite
 
 VOLUME = 60
 LANGUAGE_VOICES = {"en": "en-us", "es": "es"}
@@ -70,6 +70,7 @@ class Voice:
     rate: int
     word_gap: int = 0
     volume: int = VOLUME
+    engine: str = "espeak"  # or "flite": ``variant`` is then a Flite voice, English only
 
     def espeak_name(self, lang: str) -> str:
         """The espeak voice name for ``lang``: "en-us+m3", or "es" for the default variant."""
@@ -82,13 +83,26 @@ class Voice:
 
     def render(self, text: str, lang: str) -> np.ndarray:
         """Speak ``text`` in ``lang``: (S,) float32 waveform at 22050 Hz, untrimmed."""
+        if self.engine == "flite":
+            if lang != "en":
+                raise ConfigError(f"voice {self.speaker}: Flite voices speak English only, not {lang!r}")
+            # espeak's scales mapped onto Flite's: pitch 50 is the voice's own F0 (35-65 -> x0.84-1.19),
+            # rate 175 words/min its own tempo. Pitch range and word gap have no Flite counterpart here.
+            return flite.synthesize(text, self.variant, pitch=2.0 ** ((self.pitch - 50) / 60),
+                                    stretch=175.0 / self.rate)
         return espeak.synthesize(text, self.espeak_name(lang), rate=self.rate, pitch=self.pitch,
                                  pitch_range=self.pitch_range, volume=self.volume,
                                  word_gap=self.word_gap)
 
     def params(self) -> dict[str, int | str]:
-        """Voice parameters as a flat dict (for dataset columns and cache keys)."""
-        return asdict(self)
+        """Voice parameters as a flat dict (for dataset columns and cache keys).
+
+        ``engine`` is left out for espeak voices: the field is newer than the caches, whose keys stay.
+        """
+        params = asdict(self)
+        if self.engine == "espeak":
+            del params["engine"]
+        return params
 
 
 @dataclass(frozen=True)
@@ -119,12 +133,15 @@ TRAIN_REGION = VoiceRegion(pitch=((35, 65),), pitch_range=((35, 75),), rate=((15
                            word_gap=((0, 1),))
 UNSEEN_REGION = VoiceRegion(pitch=((20, 32), (68, 80)), pitch_range=((15, 32), (78, 95)),
                             rate=((130, 145), (200, 215)), word_gap=((2, 3),))
-# Pool -> (variants, prosody region, speaker-id prefix, random stream). The stream is the pool's own, fixed
-# number, so that adding a pool never changes the voices (and the corpora) of the others.
-POOLS = {"train": (TRAIN_VARIANTS, TRAIN_REGION, "tr", 0), "unseen": (UNSEEN_VARIANTS, UNSEEN_REGION, "un", 1),
+# Pool -> (variants, prosody region, speaker-id prefix, random stream, engine). The stream is the pool's own,
+# fixed number, so that adding a pool never changes the voices (and the corpora) of the others.
+POOLS = {"train": (TRAIN_VARIANTS, TRAIN_REGION, "tr", 0, "espeak"),
+         "unseen": (UNSEEN_VARIANTS, UNSEEN_REGION, "un", 1, "espeak"),
          # Every vocal tract (variant) of both pools with the training region's prosody: more voices to
          # pre-train on where the corpus's own unseen-voice test does not matter (its variants are then heard).
-         "all": (TRAIN_VARIANTS + UNSEEN_VARIANTS, TRAIN_REGION, "tr", 2)}
+         "all": (TRAIN_VARIANTS + UNSEEN_VARIANTS, TRAIN_REGION, "tr", 2, "espeak"),
+         # Flite's voices of real people (English only), with the training region's prosody.
+         "flite": (flite.VOICES, TRAIN_REGION, "fl", 3, "flite")}
 
 # The fixed target voice of TTS and speech-to-speech translation: espeak's default of each language.
 CANONICAL_VOICES = {
@@ -133,17 +150,17 @@ CANONICAL_VOICES = {
 
 
 def sample_voices(n: int, seed: int, pool: str = "train") -> list[Voice]:
-    """``n`` voices from ``pool`` ("train", "unseen" or "all"), deterministic for ``seed``.
+    """``n`` voices from ``pool`` ("train", "unseen", "all" or "flite"), deterministic for ``seed``.
 
     Variants are dealt from a shuffled pool, so all variants are used before any repeats (a
     repeated variant gets other parameters). Speaker ids are "tr00_m3", "un04_Andrea", ...
     """
     if pool not in POOLS:
         raise ConfigError(f"unknown voice pool {pool!r}; expected one of {sorted(POOLS)}")
-    variants, region, prefix, stream = POOLS[pool]
+    variants, region, prefix, stream, engine = POOLS[pool]
     rng = np.random.default_rng([seed, stream])
     order: list[str] = []
     while len(order) < n:
         order += [variants[i] for i in rng.permutation(len(variants))]
-    return [Voice(f"{prefix}{i:02d}_{variant}", variant, **region.sample(rng))
+    return [Voice(f"{prefix}{i:02d}_{variant}", variant, **region.sample(rng), engine=engine)
             for i, variant in enumerate(order[:n])]

@@ -179,6 +179,8 @@ class AsrDataConfig:
         corpus_voices: training voices of the embedded corpus (``null``: the preset's).
         corpus_variants: the pool those voices come from: ``train`` (the preset's) or ``all`` (the unseen
             voices' variants too, for a pre-training with more vocal tracts; see ``EmbeddedCorpusConfig``).
+        corpus_flite_voices: training voices added from Flite's voices of real people (``0``: none; needs the
+            ``flite`` program and ``lang=en``: the corpus is then rendered in English only).
         tokenizer: output units learnt from the training transcripts: ``char`` (characters) or ``bpe``
             (sentencepiece BPE pieces; fewer, longer units, so CTC needs fewer encoder frames per second).
         bpe_vocab_size: pieces of the BPE tokenizer, specials included (``tokenizer=bpe`` only).
@@ -201,6 +203,7 @@ class AsrDataConfig:
     corpus_seed: int | None = None
     corpus_voices: int | None = None
     corpus_variants: Literal["train", "all"] = "train"
+    corpus_flite_voices: int = 0
     tokenizer: Literal["char", "bpe"] = "char"
     bpe_vocab_size: int = 256
 
@@ -330,6 +333,12 @@ def embedded_config(cfg: AsrDataConfig) -> EmbeddedCorpusConfig:
         overrides["seed"] = cfg.corpus_seed
     if cfg.corpus_voices is not None:
         overrides["train_voices"] = cfg.corpus_voices
+    if cfg.corpus_flite_voices:
+        if cfg.lang != "en":
+            raise ConfigError(f"data.corpus_flite_voices={cfg.corpus_flite_voices} needs data.lang=en "
+                              f"(Flite speaks English only), not {cfg.lang!r}")
+        # Only the language the recipe reads is rendered: Flite's voices could not speak the other.
+        overrides.update(flite_voices=cfg.corpus_flite_voices, languages=("en",))
     return EmbeddedCorpusConfig.preset(cfg.size, **overrides)
 
 
