@@ -577,6 +577,11 @@ def test_warp_tables_are_cached_per_grid_and_each_fold_is_scored_at_its_own_fact
     assert out["warped"]["mean"] == 4.5 and out["budget_warped"]["a"] == 7.0 and out["oracle"]["b"] == 2.0
     assert out["unwarped_views"]["mean"] == 5.75  # a at λ 0 (best on b), b at λ 0.1 (best on a)
     assert out["by_ctc_weight"]["warped"] == {0.0: 4.5, 0.1: 6.0} and set(out["by_ctc_weight"]) == {"unwarped", "warped"}
+    assert "guarded" not in out  # without --min-gain
+    # the guard left "a" unwarped (its gain was too small): the guarded column is a's unwarped, b's warped
+    folds["a"]["guarded_factor"], folds["b"]["guarded_factor"] = 1.0, 1.0
+    guarded = warp.summary(folds, [0.0, 0.1])["guarded"]
+    assert guarded["a"] == {"ctc_weight": 0.0, "wer": 9.0} and guarded["b"] == {"ctc_weight": 0.1, "wer": 5.0}
 
 
 def test_a_warped_ensemble_sums_each_model_at_its_own_factor(tmp_path: Path, capsys) -> None:

@@ -76,6 +76,21 @@ def test_ties_go_to_no_warp_and_bad_input_is_a_clear_error() -> None:
         choose_warp([wave, wave], RATE, [1.0], lambda ws: np.zeros(1))
 
 
+def test_the_guard_warps_only_when_the_confidence_gain_is_large_enough() -> None:
+    scores = {0.9: -0.97, 0.95: -0.985, 1.0: -1.0, 1.1: -1.2}  # 0.9 beats no warp by 0.03
+    assert pick(scores) == 0.9
+    assert pick(scores, min_gain=0.03 - 1e-9) == 0.9
+    assert pick(scores, min_gain=0.031) == 1.0  # not 0.95 either: below the gain, no warp at all
+    # choose_warp passes the guard on: a scorer that likes 0.9 slightly (by its duration) is left unwarped.
+    waves = [np.random.default_rng(0).standard_normal(8000).astype(np.float32)]
+    def prefers_longer(warped):
+        return np.array([len(w) / 8000 * 0.01 for w in warped])
+    assert choose_warp(waves, RATE, [0.9, 1.0, 1.1], prefers_longer).factor == 0.9
+    assert choose_warp(waves, RATE, [0.9, 1.0, 1.1], prefers_longer, min_gain=0.01).factor == 1.0
+    with pytest.raises(ConfigError, match="needs the factor 1.0 in the grid"):
+        pick({0.9: -1.0, 1.1: -2.0}, min_gain=0.01)
+
+
 def test_cli_vtln_warps_one_speakers_files_by_the_chosen_factor(setup, tmp_path, capsys) -> None:
     """``speechseq transcribe --vtln``: the files are slowed recordings; the factor the CLI reports plays them
     faster, and its transcripts are the Python API's on the files warped by that factor."""

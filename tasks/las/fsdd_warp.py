@@ -12,6 +12,8 @@ and of 0.9, 1, 1.1 (``unwarped_views``: stop 18's per-recording views, ``fsdd_be
 f* chosen from only ``--budget`` recordings drawn at random (``--draws`` seeded draws; the WER at the
 warped column's λ, mean over the draws): what a new user who gives a few recordings gets; and every
 factor's WER at that λ (the ``oracle`` column takes the best of them with hindsight: a diagnostic only).
+``--min-gain G`` adds the column ``guarded``: warped only where f*'s confidence beats 1's by at least G
+(:func:`speechseq.warp.pick`), else unwarped.
 
 The decoded tables are cached in ``OUT/warp_tables/{speaker}.npz`` (a rerun with other options is quick).
 
@@ -104,10 +106,13 @@ def neighbours(factor: float, factors: list[float], step: float = 0.1) -> list[f
     return [f for f in factors if min(abs(f - (factor + d)) for d in (-step, 0.0, step)) < 1e-6]
 
 
-def fold_scores(references: list[str], tables: dict, ctc_grid: list[float], budget: int, draws: int) -> dict:
-    """One fold: its f*, the f* of ``draws`` random draws of ``budget`` recordings, the views around f*, and
-    the closed-set WER of every factor (and of the views) at every λ of ``ctc_grid``."""
-    chosen = pick(confidence_by_factor(tables))
+def fold_scores(references: list[str], tables: dict, ctc_grid: list[float], budget: int, draws: int,
+                min_gain: float = 0.0) -> dict:
+    """One fold: its f* (and the guarded choice under ``min_gain``), the f* of ``draws`` random draws of
+    ``budget`` recordings, the views around f*, and the closed-set WER of every factor (and of the views)
+    at every λ of ``ctc_grid``."""
+    conf = confidence_by_factor(tables)
+    chosen = pick(conf)
     rng = np.random.default_rng(0)
     size = min(budget, len(references))
     drawn = [pick(confidence_by_factor(tables, rng.choice(len(references), size, replace=False))) for _ in range(draws)]
@@ -118,7 +123,8 @@ def fold_scores(references: list[str], tables: dict, ctc_grid: list[float], budg
         return {lam: closed_set_wer(references, [combine(averaged, lam)]) for lam in ctc_grid}
 
     return {
-        "factor": chosen, "budget_factor": drawn, "views": views,
+        "factor": chosen, "guarded_factor": pick(conf, min_gain) if min_gain > 0 else None,
+        "budget_factor": drawn, "views": views,
         "wer": {f: {lam: closed_set_wer(references, [combine(parts, lam)]) for lam in ctc_grid}
                 for f, parts in tables.items()},
         "views_wer": views_wer(views),
@@ -133,6 +139,8 @@ def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
     ``budget_warped`` and ``oracle`` at the warped column's λ; and every fixed λ's mean (``by_ctc_weight``)."""
     results: dict = {}
     columns = {"warped": lambda r: r["wer"][r["factor"]], "views": lambda r: r["views_wer"]}
+    if all(r.get("guarded_factor") is not None for r in folds.values()):
+        columns["guarded"] = lambda r: r["wer"][r["guarded_factor"]]
     if all(1.0 in r["wer"] for r in folds.values()):
         columns = {"unwarped": lambda r: r["wer"][1.0], "unwarped_views": lambda r: r["unwarped_views_wer"],
                    **columns}
@@ -151,7 +159,8 @@ def summary(folds: dict[str, dict], ctc_grid: list[float]) -> dict:
     results["by_ctc_weight"] = {
         name: {lam: round(float(np.mean([by_lambda(r)[lam] for r in folds.values()])), 2) for lam in ctc_grid}
         for name, by_lambda in columns.items() if "views" not in name}
-    results["factors"] = {s: {"chosen": r["factor"], "budget": r["budget_factor"]} for s, r in folds.items()}
+    results["factors"] = {s: {"chosen": r["factor"], "guarded": r.get("guarded_factor"),
+                              "budget": r["budget_factor"]} for s, r in folds.items()}
     return results
 
 
@@ -164,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=50,
                         help="also choose f* from only this many of the speaker's recordings, drawn at random")
     parser.add_argument("--draws", type=int, default=10, help="random draws of --budget recordings (seed 0)")
+    parser.add_argument("--min-gain", type=float, default=0.0,
+                        help="also score the guarded warp: f* only where its confidence beats 1's by this much")
     args = parser.parse_args(argv)
     try:
         factors = check_factors(args.factors)
@@ -176,11 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     folds = {}
     for speaker, model_dir in models.items():
         references, tables = warp_tables(model_dir, speaker, fold_root(model_dir, speaker, args.root), factors)
-        folds[speaker] = fold_scores(references, tables, args.ctc_grid, args.budget, args.draws)
+        folds[speaker] = fold_scores(references, tables, args.ctc_grid, args.budget, args.draws, args.min_gain)
         print(speaker, "f* =", folds[speaker]["factor"],
               f"(from {args.budget} recordings: {folds[speaker]['budget_factor']})", flush=True)
     results = summary(folds, args.ctc_grid)
-    for name in [n for n in ("unwarped", "unwarped_views", "warped", "views", "budget_warped", "oracle")
+    for name in [n for n in ("unwarped", "unwarped_views", "warped", "guarded", "views", "budget_warped", "oracle")
                  if n in results]:
         print(f"{name:14s}", {s: v["wer"] if isinstance(v, dict) else v for s, v in results[name].items()})
     for name, by_lambda in results["by_ctc_weight"].items():
