@@ -40,7 +40,8 @@ def test_flite_voices_join_the_training_voices_and_change_the_key_only_when_set(
     assert [v.params() for v in train[: CONFIG.train_voices]] == [v.params() for v in CONFIG.voices()["train"]]
     assert [v.engine for v in train[CONFIG.train_voices:]] == ["flite"] * 5
     assert more.voices()["unseen"] == CONFIG.voices()["unseen"]  # the unseen-voice test keeps its voices
-    assert more.recipe()["config"]["flite_voices"] == 5
+    assert more.recipe()["config"]["flite_voices"] == 5 and "flite" not in recipe
+    assert more.recipe()["flite"] == flite.version()  # another Flite may speak otherwise
     assert more.recipe_hash() != ENGLISH.recipe_hash()
     # They are seen voices: in training (and so in the seen-voice validation and test), never in test_unseen.
     rows = plan_corpus(more).rows
@@ -79,6 +80,11 @@ def test_bad_voice_and_empty_text_are_refused() -> None:
 def _median_f0(wave: np.ndarray) -> float:
     f0, _, _ = librosa.pyin(wave, fmin=50, fmax=400, sr=flite.SAMPLE_RATE)
     return float(np.nanmedian(f0))
+
+
+@needs_flite
+def test_version_is_read_from_the_program() -> None:
+    assert flite.version().startswith("flite-")
 
 
 @needs_flite

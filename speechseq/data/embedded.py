@@ -48,7 +48,7 @@ from speechseq.data.grammar import GRAMMAR_VERSION, Sentence
 from speechseq.data.grammar_split import make_sentence_splits
 from speechseq.data.voices import CANONICAL_VOICES, LANGUAGE_VOICES, Voice, sample_voices
 from speechseq.errors import ConfigError
-from speechseq.text import espeak
+from speechseq.text import espeak, flite
 
 CORPUS_VERSION = "1"  # bump when rendering, trimming or the columns change (it keys the cache)
 SPLITS = ("train", "validation", "test", "test_unseen")
@@ -137,11 +137,14 @@ class EmbeddedCorpusConfig:
         # Fields newer than the caches are left out at their defaults, so that those caches keep their keys.
         if self.train_variants == "train":
             del content["train_variants"]
+        voices = {name: [v.params() for v in vs] for name, vs in self.voices().items()}
+        recipe = {"config": content, "grammar_version": GRAMMAR_VERSION, "corpus_version": CORPUS_VERSION,
+                  "espeakng_loader": metadata.version("espeakng-loader"), "voices": voices}
         if self.flite_voices == 0:
             del content["flite_voices"]
-        voices = {name: [v.params() for v in vs] for name, vs in self.voices().items()}
-        return {"config": content, "grammar_version": GRAMMAR_VERSION, "corpus_version": CORPUS_VERSION,
-                "espeakng_loader": metadata.version("espeakng-loader"), "voices": voices}
+        else:
+            recipe["flite"] = flite.version()
+        return recipe
 
     def recipe_hash(self) -> str:
         import hashlib

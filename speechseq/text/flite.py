@@ -40,6 +40,15 @@ def available() -> bool:
     return shutil.which("flite") is not None
 
 
+def version() -> str:
+    """Flite's version line ("flite-2.2-current Sep 2018"), part of a corpus's cache key; "" if not installed."""
+    if not available():
+        return ""
+    out = subprocess.run(["flite", "--version"], capture_output=True, text=True).stdout
+    return next((line.split("version:", 1)[1].split("(")[0].strip() for line in out.splitlines()
+                 if "version:" in line), out.strip())
+
+
 def synthesize(text: str, voice: str, *, pitch: float = 1.0, stretch: float = 1.0) -> np.ndarray:
     """Speak English ``text`` with Flite voice ``voice`` (one of :data:`VOICES`).
 
