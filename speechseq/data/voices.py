@@ -17,6 +17,9 @@ even at reduced volume (Jacky, antonio, iven, ed, paul, Marco, AnxiousAndy), plu
 mostly unvoiced) and "fast"/"Mr serious" (duplicates of the default with another name). All voices
 use volume :data:`VOLUME` (60), where none of the kept variants clips.
 
+Another pool, ``"flite"``, holds CMU Flite's four voices of real people (``speechseq.text.flite``; English
+only), which a corpus can add to its training voices (``EmbeddedCorpusConfig.flite_voices``).
+
 >>> voices = sample_voices(3, seed=0, pool="train")
 >>> [v.speaker for v in voices] == [v.speaker for v in sample_voices(3, seed=0, pool="train")]
 True
@@ -27,6 +30,7 @@ True
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -70,7 +74,7 @@ class Voice:
     rate: int
     word_gap: int = 0
     volume: int = VOLUME
-    engine: str = "espeak"  # or "flite": ``variant`` is then a Flite voice, English only
+    engine: Literal["espeak", "flite"] = "espeak"  # "flite": ``variant`` is a Flite voice, English only
 
     def espeak_name(self, lang: str) -> str:
         """The espeak voice name for ``lang``: "en-us+m3", or "es" for the default variant."""

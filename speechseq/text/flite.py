@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from speechseq.audio import resample
 from speechseq.errors import SpeechSeqError
 
 SAMPLE_RATE = 22050  # what synthesize returns (espeak's rate, so that corpus code treats both alike)
-# Each voice's mean F0 in Hz as measured with librosa.pyin on a digit sentence (its unscaled pitch).
+# Each voice's own mean F0 in Hz, rounded from librosa.pyin's median on a digit sentence (86, 129, -, 169 Hz).
 # ``None``: the voice ignores Flite's F0 target (rms), so its pitch cannot be moved at synthesis.
 VOICE_F0: dict[str, float | None] = {"kal16": 90.0, "awb": 125.0, "rms": None, "slt": 170.0}
 VOICES: tuple[str, ...] = tuple(VOICE_F0)
@@ -40,6 +41,7 @@ def available() -> bool:
     return shutil.which("flite") is not None
 
 
+@lru_cache(maxsize=1)  # the cache key asks for it on every recipe_hash(): one subprocess per process
 def version() -> str:
     """Flite's version line ("flite-2.2-current Sep 2018"), part of a corpus's cache key; "" if not installed."""
     if not available():
